@@ -1,0 +1,9 @@
+DROP TABLE locks;
+DROP TABLE master_key_check;
+DROP TABLE revoked_tokens;
+DROP TABLE used_nonces;
+DROP TABLE audit_events;
+DROP TABLE signing_keys;
+DROP TABLE api_keys;
+DROP TABLE tenant_audiences;
+DROP TABLE tenants;

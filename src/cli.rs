@@ -1,0 +1,136 @@
+//! The command line: `serve` (the default) and the offline administration
+//! commands, which work directly on the database.
+//!
+//! Exit codes: 0 ok, 1 failure, 2 usage (clap's own). Logs go to stderr; a
+//! command's result (such as a new secret) is the only thing on stdout.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Overrides, Settings};
+use crate::startup::{self, Application};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keymint",
+    version,
+    about = "Token-exchange authorization server: API keys in, short-lived JWTs out",
+    long_about = "keymint exchanges long-lived API keys for short-lived JWTs (30..3600 s) that \
+downstream services verify offline against its JWKS.\n\n\
+With no command it serves on 127.0.0.1:8080 with SQLite under ./data/.\n\
+Configuration: config/default.toml <- --config FILE <- KEYMINT__SECTION__FIELD env <- flags.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A TOML file layered over the defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// sqlite://PATH, a file path, or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where the SQLite file and a generated master key live.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s flags, for the default command.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Print a newly created bootstrap key even when stdout is not a terminal.
+    #[arg(long)]
+    pub print_bootstrap_key: bool,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    disable_core_dumps();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let overrides = Overrides {
+        data_dir: cli.data_dir,
+        bind: match &command {
+            Command::Serve(args) => args.bind,
+            _ => None,
+        },
+        database_url: cli.database_url,
+    };
+    let settings = match Settings::load(cli.config.as_deref(), &overrides) {
+        Ok(settings) => settings,
+        Err(err) => return fail(err),
+    };
+    telemetry::init(settings.log.format, &settings.log.level);
+    let result = match command {
+        Command::Serve(_) => serve(settings),
+        Command::Migrate => migrate(settings),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err),
+    }
+}
+
+/// One line on stderr, whatever the cause printed (libpq's messages span lines).
+fn fail(err: impl std::fmt::Display) -> ExitCode {
+    let message = err.to_string();
+    let line: Vec<&str> = message.split_whitespace().collect();
+    eprintln!("keymint: {}", line.join(" "));
+    ExitCode::FAILURE
+}
+
+/// A crash must not write secrets held in memory to a core file.
+fn disable_core_dumps() {
+    if let Err(err) = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0) {
+        eprintln!("keymint: warning: cannot disable core dumps: {err}");
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        tracing::info!(
+            bind = %settings.server.bind,
+            database = %settings.database.target.describe(),
+            issuer = %settings.tokens.issuer,
+            "starting keymint"
+        );
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(port = app.port(), "listening");
+        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn migrate(settings: Settings) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        startup::open_database(&settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("migrations are up to date");
+        Ok(())
+    })
+}

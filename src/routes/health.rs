@@ -1,0 +1,42 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (it can serve:
+//! the database answers and a signing key is loaded).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::db;
+use crate::startup::AppState;
+
+/// How long readiness waits for a database connection: a probe must answer
+/// quickly even when the database is gone.
+const READY_DB_TIMEOUT: Duration = Duration::from_millis(1500);
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let database =
+        tokio::task::spawn_blocking(move || db::ping_pool(&pool, READY_DB_TIMEOUT)).await;
+    match database {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database unreachable");
+            return not_ready("database unreachable");
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "readiness check failed");
+            return not_ready("readiness check failed");
+        }
+    }
+    HttpResponse::Ok().json(json!({"status": "ready"}))
+}
+
+fn not_ready(reason: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("Retry-After", "1"))
+        .json(json!({"status": "unavailable", "reason": reason}))
+}

@@ -1,0 +1,5 @@
+//! HTTP handlers, one file per resource. Handlers extract, call one service
+//! function and serialize; the route table itself lives in `startup.rs`.
+
+pub mod fallback;
+pub mod health;

@@ -1,0 +1,282 @@
+//! The test harness: a real keymint on a random loopback port, over a fresh
+//! SQLite file in a temp dir or a fresh PostgreSQL database that is dropped
+//! when the test ends.
+//!
+//! PostgreSQL tests run when `KEYMINT_TEST_POSTGRES_URL` names a server
+//! (e.g. `postgres://postgres@127.0.0.1:5432/test`); without it they are
+//! skipped, except under `CI=true`, where they fail.
+
+#![allow(dead_code)] // each test module uses its own part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use keymint::config::{Overrides, Settings};
+use keymint::startup::Application;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each named async fn taking
+/// a `Backend`: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_admin_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The server to create test databases on, or `None` to skip. Under
+/// `CI=true` a missing or unreachable server fails the test instead.
+pub fn postgres_admin_url() -> Option<String> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    match std::env::var("KEYMINT_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if ci => panic!("CI=true but KEYMINT_TEST_POSTGRES_URL is not set"),
+        _ => {
+            eprintln!("skipped: KEYMINT_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A PostgreSQL database that exists for one test.
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> Self {
+        let admin_url =
+            postgres_admin_url().expect("postgres tests need KEYMINT_TEST_POSTGRES_URL");
+        let name = format!("keymint_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL for tests: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin_url).expect("KEYMINT_TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        Self {
+            admin_url,
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    /// Runs SQL as the administrator (outside the test database).
+    pub fn admin(&self, sql: &str) {
+        let mut admin = PgConnection::establish(&self.admin_url).expect("admin connection");
+        admin.batch_execute(sql).expect("admin sql");
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Where a test's data lives; dropped (files deleted, database dropped) with it.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub pg: Option<PgDatabase>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = (backend == Backend::Postgres).then(PgDatabase::create);
+        Self { backend, dir, pg }
+    }
+
+    pub fn url(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}", self.sqlite_path().display()),
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("keymint.db")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Settings for a server on this database, with `extra` TOML layered on.
+    pub fn settings(&self, extra: &str) -> Settings {
+        let overrides = Overrides {
+            data_dir: Some(self.dir.path().to_path_buf()),
+            bind: Some("127.0.0.1:0".parse().expect("addr")),
+            database_url: Some(self.url()),
+        };
+        let base =
+            "[server]\nworkers = 1\nshutdown_timeout_s = 2\n[database]\nmax_connections = 4\n";
+        Settings::from_toml(&format!("{base}{extra}"), &overrides).expect("test settings")
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, "").await
+}
+
+/// Starts keymint in-process with `extra` TOML layered on the test defaults.
+pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
+    keymint::telemetry::init(keymint::config::LogFormat::Human, "warn");
+    let db = TestDatabase::new(backend);
+    let app = Application::build(db.settings(extra))
+        .await
+        .expect("keymint starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keymint");
+
+/// A `keymint serve` child process on a random port.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+    pub stderr: Vec<String>,
+}
+
+impl ServerProcess {
+    pub async fn start(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .args(["--bind", "127.0.0.1:0"])
+            .args(["--database-url", &db.url()])
+            .args(["--data-dir", &db.data_dir().to_string_lossy()])
+            .env("RUST_LOG", "info")
+            .env("KEYMINT__SERVER__SHUTDOWN_TIMEOUT_S", "10")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn keymint");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let port = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push(line.clone());
+                if line.contains("listening")
+                    && let Some(rest) = line.split("port=").nth(1)
+                {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    return digits.parse::<u16>().ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("keymint did not start: {seen:#?}"));
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            port,
+            stderr: seen,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+pub async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("the command finishes")
+        .expect("run keymint");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,6 @@
+//! Black-box tests: real servers, real HTTP, real databases.
+
+mod helpers;
+
+mod health;
+mod lifecycle;
