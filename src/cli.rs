@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
-use crate::startup::{self, Application};
+use crate::startup::{self, Application, StartOptions};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -64,6 +64,7 @@ pub struct ServeArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     disable_core_dumps();
+    crate::tokens::crypto::install();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     let overrides = Overrides {
         data_dir: cli.data_dir,
@@ -79,7 +80,7 @@ pub fn main() -> ExitCode {
     };
     telemetry::init(settings.log.format, &settings.log.level);
     let result = match command {
-        Command::Serve(_) => serve(settings),
+        Command::Serve(args) => serve(settings, StartOptions::from_env(args.print_bootstrap_key)),
         Command::Migrate => migrate(settings),
     };
     match result {
@@ -103,7 +104,7 @@ fn disable_core_dumps() {
     }
 }
 
-fn serve(settings: Settings) -> Result<(), String> {
+fn serve(settings: Settings, options: StartOptions) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         tracing::info!(
             bind = %settings.server.bind,
@@ -111,7 +112,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             issuer = %settings.tokens.issuer,
             "starting keymint"
         );
-        let app = Application::build(settings)
+        let app = Application::build_with(settings, options)
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(port = app.port(), "listening");

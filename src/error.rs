@@ -329,6 +329,14 @@ impl OAuthError {
         }
     }
 
+    /// 413 with an OAuth body.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            ..Self::invalid_request(format!("the body is larger than {limit} bytes"))
+        }
+    }
+
     /// 429: a rate limit answered.
     pub fn rate_limited(retry_after_s: u64) -> Self {
         Self {

@@ -1,10 +1,20 @@
 //! keymint: a token-exchange authorization server.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod bootstrap;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
+pub mod crypto;
 pub mod db;
+pub mod domain;
 pub mod error;
+pub mod grants;
+pub mod keys;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod tenants;
+pub mod tokens;
+pub mod usage;

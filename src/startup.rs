@@ -1,18 +1,27 @@
 //! Building and running the server: the shared state, the whole route table
 //! in one place, and the listener (bound here so tests can ask for port 0).
 
+use std::io::IsTerminal;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
+use chrono::Utc;
+use diesel::prelude::*;
 
+use crate::bootstrap;
 use crate::config::Settings;
-use crate::db::{self, DbError, Pool};
-use crate::routes::{fallback, health};
+use crate::crypto::master::{MasterKey, MasterKeyError};
+use crate::db::schema::master_key_check;
+use crate::db::{self, AnyConnection, DbError, Pool};
+use crate::routes::{fallback, health, token, wellknown};
 use crate::telemetry;
+use crate::tokens::signing::{self, KeyRing};
+use crate::usage::Usage;
 
 /// Bodies on every route but the token endpoints (which take 8 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -21,6 +30,32 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    pub keyring: Arc<KeyRing>,
+    pub usage: Arc<Usage>,
+    pub master: Arc<MasterKey>,
+}
+
+/// Choices made by whoever starts the server, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Print a new bootstrap key on stdout even when it is not a terminal.
+    pub print_bootstrap_key: bool,
+    /// Write a new bootstrap key here (`KEYMINT_BOOTSTRAP_KEY_FILE`).
+    pub bootstrap_key_file: Option<PathBuf>,
+    /// Read the master key from this file instead of the environment.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl StartOptions {
+    pub fn from_env(print_bootstrap_key: bool) -> Self {
+        Self {
+            print_bootstrap_key,
+            bootstrap_key_file: std::env::var_os(bootstrap::KEY_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            master_key_file: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +67,12 @@ pub enum StartupError {
     },
     #[error("database {target}: {source}")]
     Database { target: String, source: DbError },
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("signing keys: {0}")]
+    Signing(#[from] signing::SigningError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("{0}")]
     Other(String),
 }
@@ -39,12 +80,21 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
     /// Connects, migrates and binds; the server does not serve until
     /// [`Application::run_until_stopped`].
-    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, StartOptions::default()).await
+    }
+
+    pub async fn build_with(
+        mut settings: Settings,
+        options: StartOptions,
+    ) -> Result<Self, StartupError> {
+        crate::tokens::crypto::install();
         let pool = open_database(&settings).await?;
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
@@ -57,12 +107,29 @@ impl Application {
         settings.bound_to(bound);
         let port = bound.port();
         let settings = Arc::new(settings);
+        let prepared = {
+            let settings = settings.clone();
+            let pool = pool.clone();
+            tokio::task::spawn_blocking(move || prepare(&settings, &pool, &options))
+                .await
+                .map_err(|e| StartupError::Other(e.to_string()))??
+        };
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
+            keyring: Arc::new(prepared.keyring),
+            usage: Arc::new(Usage::default()),
+            master: Arc::new(prepared.master),
         });
-        let server = serve(listener, state, &settings)?;
-        Ok(Self { port, server })
+        if let Some(secret) = prepared.bootstrap_secret {
+            println!("{}{}", bootstrap::STDOUT_MARKER, secret.expose());
+        }
+        let server = serve(listener, state.clone(), &settings)?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -72,8 +139,177 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or a stop through the server handle),
     /// letting in-flight requests finish within `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let background = spawn_background(self.state.clone());
+        let served = self.server.await;
+        background.abort();
+        // Whatever was counted since the last flush is written before exit.
+        if let Err(err) = self.state.usage.flush(&self.state.pool).await {
+            tracing::warn!(error = %err, "final usage flush failed");
+        }
+        served
     }
+}
+
+struct Prepared {
+    master: MasterKey,
+    keyring: KeyRing,
+    bootstrap_secret: Option<crate::keys::secret::ApiKeySecret>,
+}
+
+/// Blocking start-up work: master key, signing keys, bootstrap.
+fn prepare(
+    settings: &Settings,
+    pool: &Pool,
+    options: &StartOptions,
+) -> Result<Prepared, StartupError> {
+    let mut conn = db::connection(pool).map_err(|source| StartupError::Database {
+        target: settings.database.target.describe(),
+        source,
+    })?;
+    let conn = conn.get();
+    let master = open_master_key(settings, conn, options.master_key_file.as_deref())?;
+    let now = Utc::now().naive_utc();
+    signing::ensure_keys(conn, &master, &settings.signing, now)?;
+    let rows = signing::load_rows(conn).map_err(signing::SigningError::from)?;
+    let keyring = KeyRing::load(&rows, &master, &settings.signing, now)?;
+    let output = bootstrap::Output {
+        stdout: options.print_bootstrap_key || std::io::stdout().is_terminal(),
+        file: options.bootstrap_key_file.clone(),
+    };
+    let bootstrap_secret = bootstrap::run(
+        conn,
+        &output,
+        settings.bootstrap.ttl_s,
+        &settings.tokens.key_prefix,
+        now,
+    )?;
+    let bootstrap_secret = bootstrap_secret.filter(|_| output.stdout);
+    Ok(Prepared {
+        master,
+        keyring,
+        bootstrap_secret,
+    })
+}
+
+/// Finds the master key and proves it is the one the database was written
+/// with. A key is generated only for SQLite on a loopback bind, and only for
+/// a database that has never had one: a wrong or lost key stops the start
+/// and changes nothing.
+pub fn open_master_key(
+    settings: &Settings,
+    conn: &mut AnyConnection,
+    explicit_file: Option<&std::path::Path>,
+) -> Result<MasterKey, StartupError> {
+    let fail = |e: MasterKeyError| StartupError::MasterKey(e.to_string());
+    let stored: Option<(String, Vec<u8>)> = master_key_check::table
+        .find(1)
+        .select((
+            master_key_check::master_key_id,
+            master_key_check::check_value,
+        ))
+        .first(conn)
+        .optional()
+        .map_err(|e| StartupError::Database {
+            target: settings.database.target.describe(),
+            source: e.into(),
+        })?;
+    let from_env = match explicit_file {
+        Some(path) => Some(MasterKey::from_file(path, "master key file").map_err(fail)?),
+        None => MasterKey::from_env().map_err(fail)?,
+    };
+    let master = match from_env {
+        Some(key) => key,
+        None if settings.database.target.is_sqlite() && settings.server.bind.ip().is_loopback() => {
+            let path = settings.data_dir.join("master.key");
+            if path.exists() {
+                MasterKey::from_file(&path, "data-dir master.key").map_err(fail)?
+            } else if stored.is_some() {
+                return Err(StartupError::MasterKey(format!(
+                    "{} is missing and the database was written with a master key; set KEYMINT_MASTER_KEY_FILE",
+                    path.display()
+                )));
+            } else {
+                std::fs::create_dir_all(&settings.data_dir)
+                    .map_err(|e| StartupError::MasterKey(e.to_string()))?;
+                let key = MasterKey::generate_file(&path).map_err(fail)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a master key; backups of the data directory contain it"
+                );
+                key
+            }
+        }
+        None => {
+            return Err(StartupError::MasterKey(
+                "set KEYMINT_MASTER_KEY_FILE or KEYMINT_MASTER_KEY (base64 of 32 bytes); one is required with PostgreSQL or a non-loopback bind".to_owned(),
+            ));
+        }
+    };
+    match stored {
+        Some((stored_id, check)) => {
+            if master.verify_check(&check).is_err() {
+                return Err(StartupError::MasterKey(format!(
+                    "the master key (id {}) is not the one this database was written with (id {stored_id})",
+                    master.id()
+                )));
+            }
+        }
+        None => {
+            let check = master.check_value().map_err(fail)?;
+            diesel::insert_into(master_key_check::table)
+                .values((
+                    master_key_check::id.eq(1),
+                    master_key_check::master_key_id.eq(master.id()),
+                    master_key_check::check_value.eq(check),
+                    master_key_check::created_at.eq(Utc::now().naive_utc()),
+                ))
+                .execute(conn)
+                .map_err(|e| StartupError::Database {
+                    target: settings.database.target.describe(),
+                    source: e.into(),
+                })?;
+        }
+    }
+    Ok(master)
+}
+
+/// Periodic work of a running server: usage flushes and signing-key reloads.
+fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let settings = state.settings.clone();
+        let mut flush =
+            tokio::time::interval(Duration::from_millis(settings.usage.flush_interval_ms));
+        let mut reload = tokio::time::interval(Duration::from_secs(settings.signing.reload_s));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reload.tick().await;
+        loop {
+            tokio::select! {
+                _ = flush.tick() => {
+                    if let Err(err) = state.usage.flush(&state.pool).await {
+                        tracing::warn!(error = %err, "usage flush failed; will retry");
+                    }
+                }
+                _ = reload.tick() => {
+                    let st = state.clone();
+                    let result = tokio::task::spawn_blocking(move || reload_keys(&st)).await;
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => tracing::warn!(error = %err, "signing key reload failed"),
+                        Err(err) => tracing::warn!(error = %err, "signing key reload failed"),
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
+    let mut conn = db::connection(&state.pool)?;
+    let now = Utc::now().naive_utc();
+    signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now)?;
+    let rows = signing::load_rows(conn.get())?;
+    state.keyring.reload(&rows, &state.master, now)
 }
 
 /// Opens the pool, proves the database answers, and applies migrations.
@@ -140,7 +376,33 @@ fn serve(
 /// The whole route table. Every resource answers unknown methods with 405.
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)));
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
+        .service(
+            resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(wellknown::oauth_authorization_server)),
+        )
+        .service(
+            resource("/.well-known/openid-configuration")
+                .route(web::get().to(wellknown::openid_configuration)),
+        )
+        .service(
+            web::scope("/oauth")
+                .wrap(no_store())
+                .service(resource("/token").route(web::post().to(token::oauth_token))),
+        )
+        .service(
+            web::scope("/api/v1")
+                .wrap(no_store())
+                .service(resource("/token").route(web::post().to(token::api_token))),
+        );
+}
+
+/// Token responses and admin data must never be cached (RFC 6749 §5.1).
+fn no_store() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Cache-Control", "no-store"))
+        .add(("Pragma", "no-cache"))
 }
 
 fn resource(path: &str) -> actix_web::Resource {

@@ -6,6 +6,7 @@
 //! cause goes to the log only (it may name tables, never secrets: queries bind
 //! secrets as parameters and Diesel never prints parameters).
 
+pub mod models;
 pub mod schema;
 
 use std::time::Duration;

@@ -3,3 +3,5 @@
 
 pub mod fallback;
 pub mod health;
+pub mod token;
+pub mod wellknown;

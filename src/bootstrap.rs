@@ -1,0 +1,156 @@
+//! First start: on a database with no tenant, create the system tenant and,
+//! when there is somewhere safe to put its secret, one bootstrap key holding
+//! every reserved scope. Exactly once across replicas: the check and the
+//! inserts run in one transaction under the `bootstrap` lock.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, NaiveDateTime};
+
+use crate::audit::{Actor, Origin};
+use crate::db::{self, AnyConnection, DbError};
+use crate::domain::scope;
+use crate::keys::SecurityLevel;
+use crate::keys::secret::ApiKeySecret;
+use crate::keys::store::{self, KeyStoreError, NewKey};
+use crate::tenants::{self, SYSTEM_TENANT};
+
+pub const KEY_FILE_ENV: &str = "KEYMINT_BOOTSTRAP_KEY_FILE";
+pub const STDOUT_MARKER: &str = "bootstrap admin key: ";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Store(#[from] KeyStoreError),
+    #[error("{KEY_FILE_ENV} {path}: {error}")]
+    File { path: String, error: std::io::Error },
+}
+
+impl From<DbError> for BootstrapError {
+    fn from(e: DbError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for BootstrapError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Where a new bootstrap key's secret may go.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: bool,
+    pub file: Option<PathBuf>,
+}
+
+impl Output {
+    fn any(&self) -> bool {
+        self.stdout || self.file.is_some()
+    }
+}
+
+/// Makes sure the system tenant exists (for the CLI on a fresh database).
+pub fn ensure_system_tenant(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<(), DbError> {
+    if tenants::any_exists(conn)? {
+        return Ok(());
+    }
+    db::exclusive_transaction(conn, "bootstrap", |conn| {
+        if !tenants::any_exists(conn)? {
+            tenants::create(conn, SYSTEM_TENANT, "System", now)?;
+        }
+        Ok(())
+    })
+}
+
+fn open_new_file(path: &Path) -> Result<std::fs::File, BootstrapError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| BootstrapError::File {
+            path: path.display().to_string(),
+            error,
+        })
+}
+
+/// Runs the bootstrap if the database has no tenant; returns the new key's
+/// secret after it has been written to the file (if any). The caller prints
+/// it when `output.stdout`.
+pub fn run(
+    conn: &mut AnyConnection,
+    output: &Output,
+    ttl_s: u64,
+    key_prefix: &str,
+    now: NaiveDateTime,
+) -> Result<Option<ApiKeySecret>, BootstrapError> {
+    if tenants::any_exists(conn)? {
+        return Ok(None);
+    }
+    // Claim the file first: an existing file is an error, before anything
+    // is created.
+    let mut file = match &output.file {
+        Some(path) => Some((path.clone(), open_new_file(path)?)),
+        None => None,
+    };
+    let created = db::exclusive_transaction(conn, "bootstrap", |conn| {
+        if tenants::any_exists(conn)? {
+            return Ok::<_, BootstrapError>(None);
+        }
+        let tenant = tenants::create(conn, SYSTEM_TENANT, "System", now)?;
+        if !output.any() {
+            return Ok(None);
+        }
+        let actor = Actor::system("system:bootstrap");
+        let new = NewKey {
+            tenant_id: tenant.id.clone(),
+            name: "bootstrap".to_owned(),
+            description: Some("Created at first start; replace it with keys of your own.".into()),
+            owner: None,
+            scopes: scope::RESERVED.iter().map(|s| (*s).to_owned()).collect(),
+            audiences: Vec::new(),
+            expires_at: Some(now + Duration::seconds(i64::try_from(ttl_s).unwrap_or(86_400))),
+            max_token_ttl_s: None,
+            rate_limit_per_s: None,
+            ip_allowlist: None,
+            claims: None,
+            metadata: None,
+            security_level: SecurityLevel::Standard,
+            created_by: actor.clone(),
+            parent_key_id: None,
+        };
+        let (row, secret) = store::prepare(&new, key_prefix, now)?;
+        store::insert(conn, &row, &actor, &Origin::default())?;
+        Ok(Some(secret))
+    });
+    let secret = match created {
+        Ok(secret) => secret,
+        Err(err) => {
+            if let Some((path, _)) = file.take() {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(err);
+        }
+    };
+    match (&secret, file.take()) {
+        (Some(secret), Some((path, mut handle))) => {
+            let written = handle
+                .write_all(format!("{}\n", secret.expose()).as_bytes())
+                .and_then(|()| handle.sync_all());
+            written.map_err(|error| BootstrapError::File {
+                path: path.display().to_string(),
+                error,
+            })?;
+        }
+        // Another replica bootstrapped first: leave no empty file behind.
+        (None, Some((path, _))) => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
+    }
+    Ok(secret)
+}

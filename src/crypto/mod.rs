@@ -1,0 +1,3 @@
+//! Keys that protect keys.
+
+pub mod master;

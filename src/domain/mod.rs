@@ -1,0 +1,3 @@
+//! Types parsed at the edge: once a value is one of these, it is valid.
+
+pub mod scope;

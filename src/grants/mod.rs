@@ -1,0 +1,238 @@
+//! Exchanging an API key for a JWT. Each grant file turns its request into
+//! [`Presented`] credentials and [`Requested`] parameters; [`exchange`] is the
+//! one checklist they share, in this order:
+//!
+//! 1. parse the secret (format and checksum) — no database work for garbage;
+//! 2. one indexed query: key and tenant policy by the secret's hash;
+//! 3. the key is the named one, standard, active, within any grace period;
+//! 4. the tenant allows exchanges, from this address;
+//! 5. TTL, audience and scope rules; a requested audience is registered;
+//! 6. sign, count the use in memory.
+//!
+//! Failures in 1–3 answer identically whatever the cause: which answer
+//! depends on the grant ([`Flavor`]).
+
+pub mod client_credentials;
+pub mod form;
+pub mod simple;
+pub mod token_exchange;
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use ipnet::IpNet;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::db::{self, AnyConnection};
+use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
+use crate::keys::secret::ApiKeySecret;
+use crate::keys::store::{self, Candidate};
+use crate::keys::{SecurityLevel, Status};
+use crate::startup::AppState;
+use crate::tenants;
+use crate::tokens::issue::{self, Requested};
+
+pub const TOKEN_TYPE_API_KEY: &str = "urn:keymint:params:token-type:api-key";
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// A secret as presented, with the key id it claims to be (if any).
+pub struct Presented {
+    pub key_id: Option<String>,
+    pub secret: Zeroizing<String>,
+    pub scheme: AuthScheme,
+}
+
+/// How failures answer, per grant.
+pub enum Flavor {
+    /// `client_credentials` and `/api/v1/token`: 401 `invalid_client`, 400
+    /// `unauthorized_client`.
+    Client,
+    /// RFC 8693: 400 `invalid_request` for both; the client, if it
+    /// authenticated, must be the subject's key.
+    TokenExchange {
+        client_key_id: Option<String>,
+        issued_token_type: &'static str,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+}
+
+/// Why an authenticated key may not exchange now.
+enum Refusal {
+    Disabled,
+    Address,
+}
+
+enum Outcome {
+    Unknown,
+    Refused(Refusal),
+    Issued(Box<Candidate>, issue::Decision),
+    Rejected(OAuthError),
+}
+
+/// Finds the active standard key a secret belongs to, or nothing, whatever
+/// the reason. `expected_id`, when given, must be the key's id.
+pub fn authenticate(
+    conn: &mut AnyConnection,
+    secret: &ApiKeySecret,
+    expected_id: Option<&str>,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<Option<Candidate>> {
+    let Some(candidate) = store::find_by_secret_hash(conn, &secret.hash())? else {
+        return Ok(None);
+    };
+    let key = &candidate.key;
+    let usable = expected_id.is_none_or(|id| id == key.id)
+        && key.security_level == SecurityLevel::Standard.as_str()
+        && key.status(now) == Status::Active
+        && (!candidate.via_previous || key.previous_expires_at.is_some_and(|end| end > now));
+    Ok(usable.then_some(candidate))
+}
+
+fn admit(candidate: &Candidate, ip: Option<IpAddr>) -> Result<(), Refusal> {
+    let tenant = &candidate.tenant;
+    if !tenant.api_keys_enabled {
+        return Err(Refusal::Disabled);
+    }
+    let key_list: Option<Vec<IpNet>> = candidate
+        .key
+        .ip_allowlist
+        .as_deref()
+        .map(parse_nets);
+    if tenant.require_ip_allowlist && key_list.as_ref().is_none_or(Vec::is_empty) {
+        return Err(Refusal::Address);
+    }
+    let tenant_ranges = parse_nets(&tenant.allowed_ip_ranges);
+    let allowed_by = |nets: &[IpNet]| ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)));
+    if !tenant_ranges.is_empty() && !allowed_by(&tenant_ranges) {
+        return Err(Refusal::Address);
+    }
+    if let Some(list) = key_list
+        && !allowed_by(&list)
+    {
+        return Err(Refusal::Address);
+    }
+    Ok(())
+}
+
+fn parse_nets(json: &str) -> Vec<IpNet> {
+    let list: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+    list.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+/// The shared checklist: authenticate, admit, decide, sign.
+pub async fn exchange(
+    state: &AppState,
+    presented: Presented,
+    requested: Requested,
+    flavor: Flavor,
+    client_ip: Option<IpAddr>,
+) -> Result<TokenResponse, OAuthError> {
+    let unknown = |flavor: &Flavor| match flavor {
+        Flavor::Client => OAuthError::invalid_client(presented.scheme),
+        Flavor::TokenExchange { .. } => OAuthError::invalid_request("subject_token is invalid"),
+    };
+    let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
+        return Err(unknown(&flavor));
+    };
+    drop(presented.secret);
+    let expected_id = presented.key_id.clone();
+    let admin_audience = state.settings.tokens.admin_audience.clone();
+    let now = Utc::now();
+    let now_naive = now.naive_utc();
+
+    let outcome = db::run(&state.pool, move |conn| {
+        let Some(candidate) = authenticate(conn, &secret, expected_id.as_deref(), now_naive)?
+        else {
+            return Ok::<_, OAuthError>(Outcome::Unknown);
+        };
+        if let Err(refusal) = admit(&candidate, client_ip) {
+            return Ok(Outcome::Refused(refusal));
+        }
+        let decision = match issue::decide(&candidate, &requested, &admin_audience, now_naive) {
+            Ok(decision) => decision,
+            Err(err) => return Ok(Outcome::Rejected(err)),
+        };
+        if decision.check_registered
+            && !tenants::has_audience(conn, &candidate.tenant.id, &decision.audience)?
+        {
+            return Ok(Outcome::Rejected(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "the audience is not registered for this tenant",
+            )));
+        }
+        Ok(Outcome::Issued(Box::new(candidate), decision))
+    })
+    .await?;
+
+    let (candidate, decision) = match outcome {
+        Outcome::Unknown => return Err(unknown(&flavor)),
+        Outcome::Refused(refusal) => {
+            let description = match refusal {
+                Refusal::Disabled => "API keys are disabled for this tenant",
+                Refusal::Address => "this key may not be used from this address",
+            };
+            return Err(match flavor {
+                Flavor::Client => OAuthError::new(OAuthErrorCode::UnauthorizedClient, description),
+                Flavor::TokenExchange { .. } => OAuthError::invalid_request(description),
+            });
+        }
+        Outcome::Rejected(err) => return Err(err),
+        Outcome::Issued(candidate, decision) => (candidate, decision),
+    };
+    if let Flavor::TokenExchange {
+        client_key_id: Some(client),
+        ..
+    } = &flavor
+        && *client != candidate.key.id
+    {
+        return Err(OAuthError::invalid_request(
+            "the authenticated client is not the subject_token's key",
+        ));
+    }
+
+    let now_unix = now.timestamp();
+    let signer = state
+        .keyring
+        .signer(now_unix)
+        .ok_or_else(|| OAuthError::server_error("no active signing key"))?;
+    let claims = issue::claims(
+        &candidate,
+        &decision,
+        &state.settings.tokens.issuer,
+        now_unix,
+    );
+    let access_token = signer.sign(&claims).map_err(OAuthError::server_error)?;
+    state.usage.record(&candidate.key.id, now_naive);
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: decision.ttl_s,
+        scope: claims.scope,
+        issued_token_type: match flavor {
+            Flavor::TokenExchange {
+                issued_token_type, ..
+            } => Some(issued_token_type),
+            Flavor::Client => None,
+        },
+    })
+}
+
+/// Splits `Authorization` into scheme and credentials; the scheme compares
+/// case-insensitively.
+pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    Some((scheme, rest.trim()))
+}

@@ -1,0 +1,259 @@
+//! Database work on API keys. Every change is one transaction with its
+//! audit event.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::audit::{self, Actor, Origin};
+use crate::db::models::{ApiKey, Tenant};
+use crate::db::schema::{api_keys, tenants};
+use crate::db::{self, AnyConnection, DbError};
+use crate::keys::secret::{ApiKeySecret, SecretHash};
+use crate::keys::{SecurityLevel, Status};
+
+/// What a new key is made of; validated before it gets here.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub tenant_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub max_token_ttl_s: Option<i64>,
+    pub rate_limit_per_s: Option<f64>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub claims: Option<serde_json::Value>,
+    pub metadata: Option<serde_json::Value>,
+    pub security_level: SecurityLevel,
+    pub created_by: Actor,
+    pub parent_key_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("random source failed")]
+    Random,
+}
+
+impl From<diesel::result::Error> for KeyStoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Builds the row for a new key and its secret (standard keys: hash only).
+pub fn prepare(
+    new: &NewKey,
+    prefix: &str,
+    now: NaiveDateTime,
+) -> Result<(ApiKey, ApiKeySecret), KeyStoreError> {
+    let secret = ApiKeySecret::generate(prefix, &ring::rand::SystemRandom::new())
+        .map_err(|_| KeyStoreError::Random)?;
+    let row = ApiKey {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: new.tenant_id.clone(),
+        name: new.name.clone(),
+        description: new.description.clone(),
+        owner: new.owner.clone(),
+        start: secret.start(),
+        secret_hash: Some(secret.hash().as_bytes().to_vec()),
+        previous_secret_hash: None,
+        previous_expires_at: None,
+        secret_enc: None,
+        previous_secret_enc: None,
+        security_level: new.security_level.as_str().to_owned(),
+        scopes: to_json(&new.scopes),
+        audiences: to_json(&new.audiences),
+        ip_allowlist: new.ip_allowlist.as_ref().map(to_json),
+        max_token_ttl_s: new.max_token_ttl_s,
+        rate_limit_per_s: new.rate_limit_per_s,
+        claims: new.claims.as_ref().map(|c| c.to_string()),
+        metadata: new.metadata.as_ref().map(|m| m.to_string()),
+        created_by: to_json(&new.created_by),
+        parent_key_id: new.parent_key_id.clone(),
+        created_at: now,
+        updated_at: now,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        tokens_issued: 0,
+        revoked_at: None,
+        revoked_reason: None,
+        deleted_at: None,
+    };
+    Ok((row, secret))
+}
+
+/// Inserts a prepared key with its `key.created` event. Call inside a
+/// transaction.
+pub fn insert(
+    conn: &mut AnyConnection,
+    row: &ApiKey,
+    actor: &Actor,
+    origin: &Origin,
+) -> QueryResult<()> {
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .execute(conn)?;
+    audit::write(
+        conn,
+        audit::Record {
+            tenant_id: Some(&row.tenant_id),
+            action: "key.created",
+            actor,
+            origin,
+            target_type: "key",
+            target_id: &row.id,
+            success: true,
+            details: serde_json::json!({
+                "name": row.name,
+                "owner": row.owner,
+                "scopes": serde_json::from_str::<serde_json::Value>(&row.scopes).unwrap_or_default(),
+                "expires_at": row.expires_at.map(|t| t.and_utc().to_rfc3339()),
+                "security_level": row.security_level,
+            }),
+        },
+        row.created_at,
+    )
+}
+
+/// A key and its tenant, found by the hash of a presented secret.
+pub struct Candidate {
+    pub key: ApiKey,
+    pub tenant: Tenant,
+    /// The secret matched the previous one (rotation grace).
+    pub via_previous: bool,
+}
+
+/// The token endpoint's one query: key and tenant policy together, by the
+/// indexed hash of the current or previous secret. Deleted keys never match.
+pub fn find_by_secret_hash(
+    conn: &mut AnyConnection,
+    hash: &SecretHash,
+) -> QueryResult<Option<Candidate>> {
+    let bytes = hash.as_bytes();
+    let found: Option<(ApiKey, Tenant)> = api_keys::table
+        .inner_join(tenants::table)
+        .filter(
+            api_keys::secret_hash
+                .eq(bytes)
+                .or(api_keys::previous_secret_hash.eq(bytes)),
+        )
+        .filter(api_keys::deleted_at.is_null())
+        .select((ApiKey::as_select(), Tenant::as_select()))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(key, tenant)| {
+        let via_previous = key
+            .secret_hash
+            .as_deref()
+            .and_then(SecretHash::from_slice)
+            .is_none_or(|current| !current.ct_eq(hash));
+        Candidate {
+            key,
+            tenant,
+            via_previous,
+        }
+    }))
+}
+
+pub fn find(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> QueryResult<Option<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::id.eq(id))
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::deleted_at.is_null())
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// All of a tenant's keys, oldest first (the CLI's list).
+pub fn list_all(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::deleted_at.is_null())
+        .order(api_keys::id.asc())
+        .select(ApiKey::as_select())
+        .load(conn)
+}
+
+/// Revokes a key (and, in the same transaction, the keys it created through
+/// `keys:self`), each with its `key.revoked` event. Idempotent: an already
+/// revoked key keeps its first time and reason. Returns the ids newly revoked.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    reason: Option<&str>,
+    actor: &Actor,
+    origin: &Origin,
+    now: NaiveDateTime,
+) -> Result<Option<Vec<String>>, DbError> {
+    db::write_transaction(conn, |conn| {
+        let Some(key) = find(conn, tenant_id, id)? else {
+            return Ok(None);
+        };
+        let mut revoked = Vec::new();
+        let mut pending = vec![key.id];
+        while let Some(current) = pending.pop() {
+            let changed = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(&current))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set((
+                api_keys::revoked_at.eq(now),
+                api_keys::revoked_reason.eq(reason),
+                api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
+                api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
+                api_keys::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            if changed > 0 {
+                audit::write(
+                    conn,
+                    audit::Record {
+                        tenant_id: Some(tenant_id),
+                        action: "key.revoked",
+                        actor,
+                        origin,
+                        target_type: "key",
+                        target_id: &current,
+                        success: true,
+                        details: serde_json::json!({ "reason": reason }),
+                    },
+                    now,
+                )?;
+                revoked.push(current.clone());
+            }
+            let children: Vec<String> = api_keys::table
+                .filter(api_keys::parent_key_id.eq(&current))
+                .filter(api_keys::revoked_at.is_null())
+                .select(api_keys::id)
+                .load(conn)?;
+            pending.extend(children);
+        }
+        Ok(Some(revoked))
+    })
+}
+
+impl ApiKey {
+    pub fn status(&self, now: NaiveDateTime) -> Status {
+        Status::of(self.revoked_at, self.expires_at, now)
+    }
+
+    pub fn scope_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.scopes).unwrap_or_default()
+    }
+
+    pub fn audience_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.audiences).unwrap_or_default()
+    }
+}

@@ -1,0 +1,98 @@
+//! `POST /oauth/token` (client_credentials, RFC 8693 token exchange) and
+//! `POST /api/v1/token` (the one-header form).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::client_ip::client_ip;
+use crate::db;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
+use crate::grants::{self, Flavor, client_credentials, simple, token_exchange};
+use crate::keys::secret::ApiKeySecret;
+use crate::startup::AppState;
+use crate::tokens::issue::Requested;
+
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+fn requested(form: &FormParams) -> Requested {
+    Requested {
+        expires_in: form.get("expires_in").map(str::to_owned),
+        scope: form.get("scope").map(str::to_owned),
+        audience: form.get("audience").map(str::to_owned),
+        resource: form.get("resource").map(str::to_owned),
+    }
+}
+
+pub async fn oauth_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    form::reject_query(&req)?;
+    if !form::has_media_type(&req, "application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let mut form = FormParams::parse(&body)?;
+    drop(body);
+    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let response = match form.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some(CLIENT_CREDENTIALS) => {
+            let presented = client_credentials::credentials(&req, &mut form)?;
+            grants::exchange(&state, presented, requested(&form), Flavor::Client, ip).await?
+        }
+        Some(token_exchange::GRANT_TYPE) => {
+            let exchange = token_exchange::parse(&req, &mut form)?;
+            let client_key_id = match &exchange.client {
+                Some(client) => Some(authenticate_client(&state, client).await?),
+                None => None,
+            };
+            let flavor = exchange.flavor(client_key_id);
+            grants::exchange(&state, exchange.subject, requested(&form), flavor, ip).await?
+        }
+        Some(_) => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                "supported grant types: client_credentials, urn:ietf:params:oauth:grant-type:token-exchange",
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Token exchange with client authentication: the client must be a usable
+/// key of its own before its subject is looked at.
+async fn authenticate_client(
+    state: &AppState,
+    client: &grants::Presented,
+) -> Result<String, OAuthError> {
+    let scheme = client.scheme;
+    let secret =
+        ApiKeySecret::parse(&client.secret).map_err(|_| OAuthError::invalid_client(scheme))?;
+    let expected = client.key_id.clone();
+    let now = chrono::Utc::now().naive_utc();
+    let found = db::run(&state.pool, move |conn| {
+        grants::authenticate(conn, &secret, expected.as_deref(), now)
+            .map(|c| c.map(|c| c.key.id))
+            .map_err(OAuthError::from)
+    })
+    .await?;
+    found.ok_or_else(|| OAuthError::invalid_client(scheme))
+}
+
+pub async fn api_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    form::reject_query(&req)?;
+    let presented = simple::credentials(&req)?;
+    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let requested = simple::requested(&req, &body)?;
+    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let response = grants::exchange(&state, presented, requested, Flavor::Client, ip).await?;
+    Ok(HttpResponse::Ok().json(response))
+}

@@ -1,0 +1,87 @@
+//! Tenants and their policy rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::models::{Tenant, TenantAudience};
+use crate::db::schema::{tenant_audiences, tenants};
+
+/// The system tenant, created at bootstrap; only its keys may hold
+/// `admin:tenants` and `admin:signing-keys`.
+pub const SYSTEM_TENANT: &str = "default";
+
+pub fn default_audience(slug: &str) -> String {
+    format!("urn:keymint:tenant:{slug}")
+}
+
+/// Inserts a tenant with default policy and registers its default audience.
+pub fn create(
+    conn: &mut AnyConnection,
+    slug: &str,
+    name: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Tenant> {
+    let tenant = Tenant {
+        id: uuid::Uuid::now_v7().to_string(),
+        slug: slug.to_owned(),
+        name: name.to_owned(),
+        api_keys_enabled: true,
+        default_key_lifetime_s: None,
+        max_key_lifetime_s: None,
+        max_keys_per_owner: 100,
+        default_token_ttl_s: 900,
+        max_token_ttl_s: 3600,
+        require_ip_allowlist: false,
+        allowed_ip_ranges: "[]".to_owned(),
+        default_audience: default_audience(slug),
+        default_rate_limit_per_s: 100.0,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(tenants::table)
+        .values(&tenant)
+        .execute(conn)?;
+    diesel::insert_into(tenant_audiences::table)
+        .values(&TenantAudience {
+            audience: tenant.default_audience.clone(),
+            tenant_id: tenant.id.clone(),
+            created_at: now,
+        })
+        .execute(conn)?;
+    Ok(tenant)
+}
+
+pub fn any_exists(conn: &mut AnyConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(tenants::table.select(tenants::id))).get_result(conn)
+}
+
+pub fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> QueryResult<Option<Tenant>> {
+    tenants::table
+        .filter(tenants::slug.eq(slug))
+        .select(Tenant::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_id(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Tenant>> {
+    tenants::table
+        .find(id)
+        .select(Tenant::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether `audience` is registered to this tenant.
+pub fn has_audience(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    audience: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        tenant_audiences::table
+            .filter(tenant_audiences::audience.eq(audience))
+            .filter(tenant_audiences::tenant_id.eq(tenant_id)),
+    ))
+    .get_result(conn)
+}

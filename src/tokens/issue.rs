@@ -1,0 +1,272 @@
+//! What a token may hold: the TTL, audience and scope rules of the token
+//! endpoint, and the RFC 9068 claims. Shared by every grant.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::db::models::Tenant;
+use crate::domain::scope;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::keys::store::Candidate;
+
+pub const MIN_TTL_S: i64 = 30;
+pub const MAX_TTL_S: i64 = 3600;
+
+/// The RFC 9068 access-token claims keymint issues.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+    pub tid: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ext: Option<serde_json::Value>,
+}
+
+/// What the client asked for, as sent (not yet validated).
+#[derive(Debug, Default, Clone)]
+pub struct Requested {
+    pub expires_in: Option<String>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+}
+
+/// What the token will hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub ttl_s: i64,
+    pub audience: String,
+    pub scopes: BTreeSet<String>,
+    /// The audience was requested and must be checked against the tenant's
+    /// registered audiences (a database look-up).
+    pub check_registered: bool,
+}
+
+/// Makes `s` safe to quote in an `error_description`: printable ASCII, short.
+pub fn ascii_quote(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+fn invalid_scope(description: String) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidScope, description)
+}
+
+fn invalid_target(description: &str) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidTarget, description)
+}
+
+/// Applies the TTL, audience and scope rules to an authenticated key.
+pub fn decide(
+    candidate: &Candidate,
+    requested: &Requested,
+    admin_audience: &str,
+    now: NaiveDateTime,
+) -> Result<Decision, OAuthError> {
+    let key = &candidate.key;
+    let tenant: &Tenant = &candidate.tenant;
+
+    let max_ttl = key
+        .max_token_ttl_s
+        .unwrap_or(MAX_TTL_S)
+        .min(tenant.max_token_ttl_s)
+        .clamp(MIN_TTL_S, MAX_TTL_S);
+    let mut ttl_s = match requested.expires_in.as_deref() {
+        None => tenant.default_token_ttl_s.min(max_ttl),
+        Some(raw) => parse_ttl(raw)
+            .filter(|ttl| (MIN_TTL_S..=max_ttl).contains(ttl))
+            .ok_or_else(|| {
+                OAuthError::invalid_request(format!(
+                    "expires_in must be a whole number of seconds from {MIN_TTL_S} to {max_ttl}"
+                ))
+            })?,
+    };
+    // Never outlive the key, nor a previous secret's grace period.
+    if let Some(expires_at) = key.expires_at {
+        ttl_s = ttl_s.min((expires_at - now).num_seconds());
+    }
+    if candidate.via_previous
+        && let Some(grace_end) = key.previous_expires_at
+    {
+        ttl_s = ttl_s.min((grace_end - now).num_seconds());
+    }
+    if ttl_s <= 0 {
+        return Err(OAuthError::invalid_request("the key has expired"));
+    }
+
+    let key_scopes = key.scope_list();
+    let key_audiences = key.audience_list();
+    let holds_reserved = key_scopes.iter().any(|s| scope::is_reserved(s));
+
+    let wanted = match (&requested.audience, &requested.resource) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "send at most one of audience and resource",
+            ));
+        }
+        (Some(a), None) | (None, Some(a)) => Some(a.as_str()),
+        (None, None) => None,
+    };
+    let (audience, check_registered) = match wanted {
+        Some(aud) => {
+            if !is_audience_syntax(aud) {
+                return Err(invalid_target(
+                    "the audience must be an absolute URI or a urn:",
+                ));
+            }
+            if aud == admin_audience {
+                if !holds_reserved {
+                    return Err(invalid_target("this key may not address the admin API"));
+                }
+                (aud.to_owned(), false)
+            } else {
+                if !key_audiences.is_empty() && !key_audiences.iter().any(|a| a == aud) {
+                    return Err(invalid_target("the audience is not allowed for this key"));
+                }
+                (aud.to_owned(), true)
+            }
+        }
+        None => match key_audiences.first() {
+            Some(first) => (first.clone(), false),
+            None if holds_reserved && key_scopes.iter().all(|s| scope::is_reserved(s)) => {
+                (admin_audience.to_owned(), false)
+            }
+            None => (tenant.default_audience.clone(), false),
+        },
+    };
+    let for_admin = audience == admin_audience;
+
+    let scopes = match requested.scope.as_deref() {
+        Some(raw) => {
+            let wanted = scope::parse_request(raw).map_err(|bad| {
+                invalid_scope(format!("scope `{}` is malformed", ascii_quote(&bad)))
+            })?;
+            for s in &wanted {
+                if !key_scopes.iter().any(|k| k == s) {
+                    return Err(invalid_scope(format!(
+                        "scope `{s}` is not held by this key"
+                    )));
+                }
+                if scope::is_reserved(s) != for_admin {
+                    return Err(invalid_scope(format!(
+                        "scope `{s}` cannot be granted for this audience"
+                    )));
+                }
+            }
+            wanted
+        }
+        None => key_scopes
+            .into_iter()
+            .filter(|s| scope::is_reserved(s) == for_admin)
+            .collect(),
+    };
+
+    Ok(Decision {
+        ttl_s,
+        audience,
+        scopes,
+        check_registered,
+    })
+}
+
+/// A decimal integer of at most 10 digits, nothing else.
+fn parse_ttl(raw: &str) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 10 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
+fn is_audience_syntax(aud: &str) -> bool {
+    if aud.is_empty() || aud.len() > 200 || aud.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    if let Some(rest) = aud.strip_prefix("urn:") {
+        return !rest.is_empty();
+    }
+    url::Url::parse(aud).is_ok()
+}
+
+/// The claims for a decision, `iat` in whole seconds.
+pub fn claims(
+    candidate: &Candidate,
+    decision: &Decision,
+    issuer: &str,
+    now_unix: i64,
+) -> AccessClaims {
+    let key = &candidate.key;
+    AccessClaims {
+        iss: issuer.to_owned(),
+        sub: key
+            .owner
+            .clone()
+            .unwrap_or_else(|| format!("key:{}", key.id)),
+        aud: decision.audience.clone(),
+        iat: now_unix,
+        nbf: now_unix,
+        exp: now_unix + decision.ttl_s,
+        jti: uuid::Uuid::now_v7().to_string(),
+        client_id: key.id.clone(),
+        scope: (!decision.scopes.is_empty()).then(|| {
+            decision
+                .scopes
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        tid: candidate.tenant.slug.clone(),
+        ext: key
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing_is_strict() {
+        assert_eq!(parse_ttl("600"), Some(600));
+        assert_eq!(parse_ttl("+600"), None);
+        assert_eq!(parse_ttl("6e2"), None);
+        assert_eq!(parse_ttl(" 600"), None);
+        assert_eq!(parse_ttl("99999999999"), None);
+        assert_eq!(parse_ttl(""), None);
+    }
+
+    #[test]
+    fn audiences_are_uris_or_urns() {
+        assert!(is_audience_syntax("https://api.example.com"));
+        assert!(is_audience_syntax("urn:example:billing"));
+        assert!(!is_audience_syntax("billing"));
+        assert!(!is_audience_syntax("urn:"));
+        assert!(!is_audience_syntax("https://a b"));
+    }
+
+    #[test]
+    fn quoted_input_is_plain_ascii() {
+        assert_eq!(ascii_quote("a\u{e9}\n"), "a??");
+    }
+}
