@@ -264,8 +264,12 @@ impl Settings {
 
     /// The defaults with one TOML layer over them and no environment: what
     /// tests and tools use to get a configuration independent of the process.
-    pub fn from_toml(layer: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_from(None, overrides, Toml::string(layer))
+    pub fn from_toml(layers: &[&str], overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        for layer in layers {
+            figment = figment.merge(Toml::string(layer));
+        }
+        Self::load_from(None, overrides, figment)
     }
 
     /// After binding: a server asked for port 0 learns its port here, and an

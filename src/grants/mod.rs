@@ -105,11 +105,7 @@ fn admit(candidate: &Candidate, ip: Option<IpAddr>) -> Result<(), Refusal> {
     if !tenant.api_keys_enabled {
         return Err(Refusal::Disabled);
     }
-    let key_list: Option<Vec<IpNet>> = candidate
-        .key
-        .ip_allowlist
-        .as_deref()
-        .map(parse_nets);
+    let key_list: Option<Vec<IpNet>> = candidate.key.ip_allowlist.as_deref().map(parse_nets);
     if tenant.require_ip_allowlist && key_list.as_ref().is_none_or(Vec::is_empty) {
         return Err(Refusal::Address);
     }

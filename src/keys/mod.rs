@@ -1,6 +1,7 @@
 //! API keys: the secret format, storage (hashes only), creation and the
 //! lookup the token endpoint uses.
 
+pub mod rules;
 pub mod secret;
 pub mod store;
 

@@ -23,6 +23,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyP
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::audit::{self, Actor, Origin};
 use crate::config::{SigningAlg, SigningSettings};
 use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::SigningKeyRow;
@@ -244,6 +245,8 @@ pub fn rotate(
     master: &MasterKey,
     settings: &SigningSettings,
     now: NaiveDateTime,
+    actor: &Actor,
+    origin: &Origin,
 ) -> Result<Rotation, SigningError> {
     ensure_keys(conn, master, settings, now)?;
     db::exclusive_transaction(conn, "signing", |conn| {
@@ -281,6 +284,24 @@ pub fn rotate(
         diesel::insert_into(dsl::signing_keys)
             .values(&new_next)
             .execute(conn)?;
+        audit::write(
+            conn,
+            audit::Record {
+                tenant_id: None,
+                action: "signing_key.rotated",
+                actor,
+                origin,
+                target_type: "signing_key",
+                target_id: &next.kid,
+                success: true,
+                details: serde_json::json!({
+                    "activates_at": switch_at.and_utc().to_rfc3339(),
+                    "retired": current.map(|c| c.kid.clone()),
+                    "next": new_next.kid,
+                }),
+            },
+            now,
+        )?;
         Ok(Rotation {
             activated_kid: next.kid.clone(),
             activates_at: switch_at.and_utc(),

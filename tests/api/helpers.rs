@@ -15,7 +15,8 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use keymint::config::{Overrides, Settings};
-use keymint::startup::Application;
+use keymint::crypto::master::MasterKey;
+use keymint::startup::{Application, StartOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -120,7 +121,38 @@ impl TestDatabase {
     pub fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = (backend == Backend::Postgres).then(PgDatabase::create);
+        MasterKey::generate_file(&dir.path().join("test-master.key")).expect("master key");
         Self { backend, dir, pg }
+    }
+
+    /// The master key every server and CLI run of this test uses.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.dir.path().join("test-master.key")
+    }
+
+    pub fn master_key(&self) -> MasterKey {
+        MasterKey::from_file(&self.master_key_file(), "test").expect("master key")
+    }
+
+    /// A connection for reading what the server wrote.
+    pub fn connect(&self) -> keymint::db::AnyConnection {
+        let settings = self.settings("");
+        keymint::db::connect(&settings.database).expect("connect to the test database")
+    }
+
+    /// Environment for child processes and CLI runs against this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.url()),
+            (
+                "KEYMINT_MASTER_KEY_FILE".into(),
+                self.master_key_file().to_string_lossy().into_owned(),
+            ),
+            (
+                "KEYMINT__DATA_DIR".into(),
+                self.dir.path().to_string_lossy().into_owned(),
+            ),
+        ]
     }
 
     pub fn url(&self) -> String {
@@ -145,9 +177,10 @@ impl TestDatabase {
             bind: Some("127.0.0.1:0".parse().expect("addr")),
             database_url: Some(self.url()),
         };
-        let base =
-            "[server]\nworkers = 1\nshutdown_timeout_s = 2\n[database]\nmax_connections = 4\n";
-        Settings::from_toml(&format!("{base}{extra}"), &overrides).expect("test settings")
+        let base = "[server]\nworkers = 1\nshutdown_timeout_s = 2\n\
+                    [database]\nmax_connections = 4\n\
+                    [usage]\nflush_interval_ms = 200\n";
+        Settings::from_toml(&[base, extra], &overrides).expect("test settings")
     }
 }
 
@@ -156,6 +189,10 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub db: TestDatabase,
+    /// The bootstrap key's secret (every reserved scope, system tenant).
+    pub bootstrap_key: String,
+    pub issuer: String,
+    pub admin_audience: String,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -166,19 +203,33 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
     keymint::telemetry::init(keymint::config::LogFormat::Human, "warn");
     let db = TestDatabase::new(backend);
-    let app = Application::build(db.settings(extra))
+    let bootstrap_file = db.dir.path().join("bootstrap.key");
+    let options = StartOptions {
+        print_bootstrap_key: false,
+        bootstrap_key_file: Some(bootstrap_file.clone()),
+        master_key_file: Some(db.master_key_file()),
+    };
+    let app = Application::build_with(db.settings(extra), options)
         .await
         .expect("keymint starts");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
+    let bootstrap_key = std::fs::read_to_string(&bootstrap_file)
+        .expect("bootstrap key file")
+        .trim()
+        .to_owned();
+    let issuer = format!("http://127.0.0.1:{port}");
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: issuer.clone(),
         port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
         db,
+        bootstrap_key,
+        admin_audience: format!("{issuer}/api"),
+        issuer,
     }
 }
 
@@ -214,6 +265,7 @@ impl ServerProcess {
             .args(["--database-url", &db.url()])
             .args(["--data-dir", &db.data_dir().to_string_lossy()])
             .env("RUST_LOG", "info")
+            .env("KEYMINT_MASTER_KEY_FILE", db.master_key_file())
             .env("KEYMINT__SERVER__SHUTDOWN_TIMEOUT_S", "10")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -262,6 +314,13 @@ impl ServerProcess {
             .expect("kill");
         assert!(status.success());
     }
+}
+
+/// Runs the CLI against a test database.
+pub async fn run_cli_on(db: &TestDatabase, args: &[&str]) -> (i32, String, String) {
+    let env = db.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_cli(args, &env).await
 }
 
 pub async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {

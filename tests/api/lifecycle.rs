@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Backend, TestDatabase, postgres_admin_url, run_cli, spawn_app};
+use crate::helpers::{
+    Backend, ServerProcess, TestDatabase, postgres_admin_url, run_cli, spawn_app,
+};
 
 #[tokio::test]
 async fn a_bad_database_url_is_one_clear_line() {
@@ -120,4 +122,46 @@ async fn readyz_follows_a_postgres_outage() {
         assert!(std::time::Instant::now() < deadline, "readiness came back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDatabase::new(Backend::Sqlite);
+    let mut server = ServerProcess::start(&db, &[]).await;
+
+    // A token request whose body arrives slowly: the server is reading it
+    // when the signal comes.
+    let body = b"grant_type=client_credentials";
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap();
+    // The request was answered in full (no credentials: 401 invalid_client).
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("invalid_client"), "{response}");
+
+    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("exits in time")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
+use crate::tenants::SYSTEM_TENANT;
+
+mod admin;
 use crate::startup::{self, Application, StartOptions};
 use crate::telemetry;
 
@@ -48,6 +51,74 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage API keys offline, directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage JWT signing keys offline.
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (only) on stdout. The secret is
+    /// shown this once.
+    Create(CreateKeyArgs),
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long, default_value = SYSTEM_TENANT)]
+        tenant: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key, irreversibly (and the keys it created through keys:self).
+    Revoke {
+        /// The key id.
+        id: String,
+        #[arg(long, default_value = SYSTEM_TENANT)]
+        tenant: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("expiry").args(["expires_in", "expires_at", "never_expires"])))]
+pub struct CreateKeyArgs {
+    /// A name for people (1..100 characters).
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = SYSTEM_TENANT)]
+    pub tenant: String,
+    /// Who the key acts for; tokens carry it as `sub` (default `key:<id>`).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Comma-separated scopes.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// Seconds until the key expires.
+    #[arg(long, value_name = "SECONDS")]
+    pub expires_in: Option<i64>,
+    /// When the key expires (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The key never expires (only when the tenant sets no maximum lifetime).
+    #[arg(long)]
+    pub never_expires: bool,
+    /// Comma-separated audiences registered in the tenant; the first is the default.
+    #[arg(long, value_delimiter = ',')]
+    pub audiences: Vec<String>,
+    /// The longest token this key may get, 30..3600 seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_token_ttl: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeysCommand {
+    /// Promote the next signing key (published at least signing.prepublish_s
+    /// ago) and publish a new next key. Servers switch within signing.reload_s.
+    Rotate,
 }
 
 #[derive(Debug, Default, Clone, Args)]
@@ -82,6 +153,8 @@ pub fn main() -> ExitCode {
     let result = match command {
         Command::Serve(args) => serve(settings, StartOptions::from_env(args.print_bootstrap_key)),
         Command::Migrate => migrate(settings),
+        Command::Keys(command) => admin::keys(&settings, command),
+        Command::SigningKeys(SigningKeysCommand::Rotate) => admin::rotate_signing_keys(&settings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,202 @@
+//! The offline administration commands: they work on the database directly,
+//! each change in one transaction with its audit event (actor `cli`).
+
+use chrono::Utc;
+
+use super::{CreateKeyArgs, KeysCommand};
+use crate::audit::{Actor, Origin};
+use crate::config::Settings;
+use crate::db::{self, AnyConnection};
+use crate::keys::rules::{self, Expiry};
+use crate::keys::store::{self, NewKey};
+use crate::keys::{SecurityLevel, Status};
+use crate::startup::open_master_key;
+use crate::tenants;
+use crate::tokens::signing;
+
+fn open(settings: &Settings) -> Result<AnyConnection, String> {
+    let mut conn = db::connect(&settings.database)
+        .map_err(|e| format!("database {}: {e}", settings.database.target.describe()))?;
+    db::migrate(&mut conn).map_err(|e| e.to_string())?;
+    crate::bootstrap::ensure_system_tenant(&mut conn, Utc::now().naive_utc())
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn tenant(conn: &mut AnyConnection, slug: &str) -> Result<crate::db::models::Tenant, String> {
+    tenants::find_by_slug(conn, slug)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no tenant `{slug}`"))
+}
+
+pub fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    match command {
+        KeysCommand::Create(args) => create(settings, &mut conn, args),
+        KeysCommand::List { tenant: slug, json } => list(&mut conn, &slug, json),
+        KeysCommand::Revoke {
+            id,
+            tenant: slug,
+            reason,
+        } => {
+            let tenant = tenant(&mut conn, &slug)?;
+            let now = Utc::now().naive_utc();
+            let revoked = store::revoke(
+                &mut conn,
+                &tenant.id,
+                &id,
+                reason.as_deref(),
+                &Actor::cli(),
+                &Origin::default(),
+                now,
+            )
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no key `{id}` in tenant `{slug}`"))?;
+            eprintln!(
+                "revoked {} key(s){}",
+                revoked.len(),
+                if revoked.is_empty() {
+                    " (it was already revoked)"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn create(
+    settings: &Settings,
+    conn: &mut AnyConnection,
+    args: CreateKeyArgs,
+) -> Result<(), String> {
+    let tenant = tenant(conn, &args.tenant)?;
+    let now = Utc::now().naive_utc();
+    let mut problems = Vec::new();
+    problems.extend(rules::name(&args.name).err());
+    if let Some(owner) = &args.owner {
+        problems.extend(rules::owner(owner).err());
+    }
+    problems.extend(rules::scopes(&args.scopes, &tenant).err());
+    if let Some(ttl) = args.max_token_ttl {
+        problems.extend(rules::max_token_ttl(ttl).err());
+    }
+    for audience in &args.audiences {
+        if !tenants::has_audience(conn, &tenant.id, audience).map_err(|e| e.to_string())? {
+            problems.push(crate::error::FieldError::new(
+                "audiences",
+                format!("`{audience}` is not registered in tenant `{}`", tenant.slug),
+            ));
+        }
+    }
+    let choice = match (args.expires_in, args.expires_at, args.never_expires) {
+        (Some(s), _, _) => Expiry::In(s),
+        (_, Some(at), _) => Expiry::At(at),
+        (_, _, true) => Expiry::Never,
+        _ => Expiry::Unspecified,
+    };
+    let expires_at = rules::expiry(choice, &tenant, now)
+        .map_err(|e| problems.push(e))
+        .ok()
+        .flatten();
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        return Err(lines.join("; "));
+    }
+    let actor = Actor::cli();
+    let new = NewKey {
+        tenant_id: tenant.id.clone(),
+        name: args.name,
+        description: None,
+        owner: args.owner,
+        scopes: dedup(args.scopes),
+        audiences: dedup(args.audiences),
+        expires_at,
+        max_token_ttl_s: args.max_token_ttl,
+        rate_limit_per_s: None,
+        ip_allowlist: None,
+        claims: None,
+        metadata: None,
+        security_level: SecurityLevel::Standard,
+        created_by: actor.clone(),
+        parent_key_id: None,
+    };
+    let (row, secret) =
+        store::prepare(&new, &settings.tokens.key_prefix, now).map_err(|e| e.to_string())?;
+    db::write_transaction(conn, |conn| {
+        store::insert(conn, &row, &actor, &Origin::default())
+    })
+    .map_err(|e: diesel::result::Error| e.to_string())?;
+    eprintln!("created key {} ({})", row.id, row.start);
+    println!("{}", secret.expose());
+    Ok(())
+}
+
+fn dedup(mut values: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    values.retain(|v| seen.insert(v.clone()));
+    values
+}
+
+fn list(conn: &mut AnyConnection, slug: &str, json: bool) -> Result<(), String> {
+    let tenant = tenant(conn, slug)?;
+    let keys = store::list_all(conn, &tenant.id).map_err(|e| e.to_string())?;
+    let now = Utc::now().naive_utc();
+    if !json {
+        println!(
+            "{:<36}  {:<8}  {:<12}  {:<24}  NAME",
+            "ID", "STATUS", "START", "OWNER"
+        );
+    }
+    for key in keys {
+        let status = Status::of(key.revoked_at, key.expires_at, now);
+        if json {
+            let line = serde_json::json!({
+                "id": key.id,
+                "tenant": tenant.slug,
+                "name": key.name,
+                "owner": key.owner,
+                "start": key.start,
+                "scopes": key.scope_list(),
+                "status": status.as_str(),
+                "created_at": key.created_at.and_utc().to_rfc3339(),
+                "expires_at": key.expires_at.map(|t| t.and_utc().to_rfc3339()),
+                "revoked_at": key.revoked_at.map(|t| t.and_utc().to_rfc3339()),
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{:<36}  {:<8}  {:<12}  {:<24}  {}",
+                key.id,
+                status.as_str(),
+                key.start,
+                key.owner.as_deref().unwrap_or("-"),
+                key.name
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn rotate_signing_keys(settings: &Settings) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    let master = open_master_key(settings, &mut conn, None).map_err(|e| e.to_string())?;
+    let rotation = signing::rotate(
+        &mut conn,
+        &master,
+        &settings.signing,
+        Utc::now().naive_utc(),
+        &Actor::cli(),
+        &Origin::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(&rotation).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
