@@ -188,6 +188,10 @@ mod tests {
         }
         expected.reverse();
         assert_eq!(checksum(&random).to_vec(), expected);
+        // Known vectors (CRC-32 as zlib computes it): 0xA0F292D0 and
+        // 0x06D4AA43, the second showing the left padding.
+        assert_eq!(&checksum(&random), b"2wjyrI");
+        assert_eq!(&checksum(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"), b"07kqpP");
         let text = format!(
             "km_{}{}",
             "0".repeat(32),

@@ -258,9 +258,18 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(db, &[], extra_env).await
+    }
+
+    pub async fn start_with_args(
+        db: &TestDatabase,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(BIN);
         command
             .arg("serve")
+            .args(args)
             .args(["--bind", "127.0.0.1:0"])
             .args(["--database-url", &db.url()])
             .args(["--data-dir", &db.data_dir().to_string_lossy()])

@@ -165,3 +165,194 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+crate::backend_tests!(a_wrong_master_key_stops_the_start_and_changes_nothing);
+
+/// Row counts and the stored ciphertexts: what a failed start must not touch.
+fn snapshot(db: &TestDatabase) -> String {
+    use diesel::prelude::*;
+    use keymint::db::schema::{api_keys, master_key_check, signing_keys, tenants};
+    let mut conn = db.connect();
+    let signing: Vec<(String, Vec<u8>)> = signing_keys::table
+        .select((signing_keys::kid, signing_keys::private_key_enc))
+        .order(signing_keys::kid)
+        .load(&mut conn)
+        .unwrap();
+    let check: Vec<Vec<u8>> = master_key_check::table
+        .select(master_key_check::check_value)
+        .load(&mut conn)
+        .unwrap();
+    let keys: i64 = api_keys::table.count().get_result(&mut conn).unwrap();
+    let tenants: i64 = tenants::table.count().get_result(&mut conn).unwrap();
+    format!("{signing:?}{check:?}{keys}{tenants}")
+}
+
+async fn a_wrong_master_key_stops_the_start_and_changes_nothing(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let server = ServerProcess::start(&db, &[]).await;
+    drop(server); // killed: the database now has keys under the first master key
+    let before = snapshot(&db);
+
+    let other = db.dir.path().join("other-master.key");
+    keymint::crypto::master::MasterKey::generate_file(&other).unwrap();
+    let url = db.url();
+    let data_dir = db.data_dir().to_string_lossy().into_owned();
+    let other = other.to_string_lossy().into_owned();
+    let (code, _, stderr) = run_cli(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--data-dir",
+            &data_dir,
+        ],
+        &[("KEYMINT_MASTER_KEY_FILE", &other), ("RUST_LOG", "off")],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("is not the one this database was written with"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(snapshot(&db), before, "nothing changed");
+
+    if backend == Backend::Sqlite {
+        // Without any master key, SQLite on loopback would generate one, but
+        // not for a database written under another: nothing is generated.
+        let (code, _, stderr) = run_cli(
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                &url,
+                "--data-dir",
+                &data_dir,
+            ],
+            &[("RUST_LOG", "off")],
+        )
+        .await;
+        assert_eq!(code, 1);
+        assert!(stderr.contains("master.key is missing"), "{stderr}");
+        assert!(!db.data_dir().join("master.key").exists());
+        assert_eq!(snapshot(&db), before, "nothing changed");
+    } else {
+        // PostgreSQL never generates a master key.
+        let (code, _, stderr) = run_cli(
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                &url,
+                "--data-dir",
+                &data_dir,
+            ],
+            &[("RUST_LOG", "off")],
+        )
+        .await;
+        assert_eq!(code, 1);
+        assert!(stderr.contains("KEYMINT_MASTER_KEY_FILE"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_on_loopback_generates_a_private_master_key_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_string_lossy().into_owned();
+    let (code, _, stderr) = run_cli(
+        &["signing-keys", "rotate", "--data-dir", &data],
+        &[("RUST_LOG", "off")],
+    )
+    .await;
+    // A fresh database: the key is generated, then rotation refuses a next
+    // key that was published just now.
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("may sign only after"), "{stderr}");
+    let path = dir.path().join("master.key");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let first = std::fs::read(&path).unwrap();
+    let (_, _, _) = run_cli(&["signing-keys", "rotate", "--data-dir", &data], &[]).await;
+    assert_eq!(std::fs::read(&path).unwrap(), first, "never regenerated");
+}
+
+#[tokio::test]
+async fn bootstrap_prints_or_writes_the_key_once() {
+    use tokio::io::AsyncBufReadExt;
+    let db = TestDatabase::new(Backend::Sqlite);
+
+    // Not a terminal and no flag, no file: the tenant is made, no key.
+    let server = ServerProcess::start(&db, &[]).await;
+    drop(server);
+    {
+        use diesel::prelude::*;
+        let mut conn = db.connect();
+        let keys: i64 = keymint::db::schema::api_keys::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(keys, 0);
+    }
+
+    // A fresh database with --print-bootstrap-key: one line on stdout.
+    let db = TestDatabase::new(Backend::Sqlite);
+    let file = db.dir.path().join("bootstrap-out.key");
+    let file_text = file.to_string_lossy().into_owned();
+    let mut server = ServerProcess::start_with_args(
+        &db,
+        &["--print-bootstrap-key"],
+        &[("KEYMINT_BOOTSTRAP_KEY_FILE", &file_text)],
+    )
+    .await;
+    let stdout = server.child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let printed = line
+        .strip_prefix("bootstrap admin key: ")
+        .expect("the marker");
+    assert!(printed.starts_with("km_"));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.trim(), printed);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(server);
+
+    // Started again: the database has a tenant, so nothing is printed; an
+    // existing key file is an error only when a bootstrap would happen.
+    let db2 = TestDatabase::new(Backend::Sqlite);
+    std::fs::write(db2.dir.path().join("exists.key"), "x").unwrap();
+    let exists = db2
+        .dir
+        .path()
+        .join("exists.key")
+        .to_string_lossy()
+        .into_owned();
+    let url = db2.url();
+    let env = db2.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("KEYMINT_BOOTSTRAP_KEY_FILE", &exists));
+    env.push(("RUST_LOG", "off"));
+    let (code, _, stderr) = run_cli(
+        &["serve", "--bind", "127.0.0.1:0", "--database-url", &url],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("KEYMINT_BOOTSTRAP_KEY_FILE"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(db2.dir.path().join("exists.key")).unwrap(),
+        "x"
+    );
+}

@@ -1,0 +1,78 @@
+//! The token hot path, piece by piece: parse + checksum + hash a presented
+//! key, sign a JWT through the ring provider, verify one, and "verify key +
+//! sign JWT" together. Run with `cargo bench --bench exchange`.
+
+use std::hint::black_box;
+
+use chrono::Utc;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, Validation};
+use keymint::config::{Overrides, Settings};
+use keymint::crypto::master::MasterKey;
+use keymint::keys::secret::ApiKeySecret;
+use keymint::tokens::issue::AccessClaims;
+use keymint::tokens::signing::{self, KeyRing};
+
+fn claims(now: i64) -> AccessClaims {
+    AccessClaims {
+        iss: "http://127.0.0.1:8080".into(),
+        sub: "svc-billing".into(),
+        aud: "urn:keymint:tenant:default".into(),
+        iat: now,
+        nbf: now,
+        exp: now + 900,
+        jti: uuid::Uuid::now_v7().to_string(),
+        client_id: uuid::Uuid::now_v7().to_string(),
+        scope: Some("invoices:read invoices:write".into()),
+        tid: "default".into(),
+        ext: None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    keymint::tokens::crypto::install();
+    let settings = Settings::from_toml(&[], &Overrides::default()).expect("default settings");
+    let master = MasterKey::from_bytes([7; 32]);
+    let now = Utc::now().naive_utc();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut database = settings.database.clone();
+    database.target = keymint::config::DatabaseTarget::Sqlite(dir.path().join("bench.db"));
+    let mut conn = keymint::db::connect(&database).expect("sqlite");
+    keymint::db::migrate(&mut conn).expect("migrations");
+    signing::ensure_keys(&mut conn, &master, &settings.signing, now).expect("signing keys");
+    let rows = signing::load_rows(&mut conn).expect("rows");
+    let ring = KeyRing::load(&rows, &master, &settings.signing, now).expect("key ring");
+    let secret = ApiKeySecret::generate("km", &ring::rand::SystemRandom::new()).expect("secret");
+    let presented = secret.expose().to_owned();
+    let now_unix = Utc::now().timestamp();
+    let signer = ring.signer(now_unix).expect("an active key");
+
+    c.bench_function("key: parse + checksum + sha256", |b| {
+        b.iter(|| ApiKeySecret::parse(black_box(&presented)).map(|s| s.hash()))
+    });
+    c.bench_function("jwt: sign ES256 (ring provider)", |b| {
+        let claims = claims(now_unix);
+        b.iter(|| signer.sign(black_box(&claims)))
+    });
+    let token = signer.sign(&claims(now_unix)).expect("token");
+    let decoding = ring
+        .decoding_key(&signer.kid, Algorithm::ES256)
+        .expect("published");
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&["urn:keymint:tenant:default"]);
+    c.bench_function("jwt: verify ES256", |b| {
+        b.iter(|| jsonwebtoken::decode::<AccessClaims>(black_box(&token), &decoding, &validation))
+    });
+    c.bench_function("verify key + sign JWT", |b| {
+        b.iter(|| {
+            let parsed = ApiKeySecret::parse(black_box(&presented)).expect("valid");
+            let hash = parsed.hash();
+            black_box(hash);
+            let signer = ring.signer(now_unix).expect("active");
+            signer.sign(&claims(now_unix))
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
