@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod client_ip;

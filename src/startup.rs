@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::routes::{fallback, health, token, wellknown};
+use crate::routes::{fallback, health, keys, token, wellknown};
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
@@ -394,7 +394,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(no_store())
-                .service(resource("/token").route(web::post().to(token::api_token))),
+                .service(resource("/token").route(web::post().to(token::api_token)))
+                .service(
+                    resource("/keys")
+                        .route(web::post().to(keys::create))
+                        .route(web::get().to(keys::list)),
+                )
+                .service(resource("/keys/revoke").route(web::post().to(keys::revoke_many)))
+                .service(
+                    resource("/keys/{id}")
+                        .route(web::get().to(keys::get))
+                        .route(web::patch().to(keys::patch))
+                        .route(web::delete().to(keys::delete)),
+                )
+                .service(resource("/keys/{id}/revoke").route(web::post().to(keys::revoke))),
         );
 }
 

@@ -85,3 +85,13 @@ pub fn has_audience(
     ))
     .get_result(conn)
 }
+
+/// Opens a section that runs alone per tenant: a write to the tenant row
+/// (a row lock on PostgreSQL, the write lock on SQLite) that holds until the
+/// transaction ends. Quotas counted after it cannot race.
+pub fn lock(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<()> {
+    diesel::update(tenants::table.find(tenant_id))
+        .set(tenants::updated_at.eq(tenants::updated_at))
+        .execute(conn)?;
+    Ok(())
+}

@@ -272,6 +272,29 @@ impl MasterKey {
         Ok(buffer)
     }
 
+    /// An HMAC-SHA256 tag over `data` under a key derived for `label`: for
+    /// tokens the server hands out and must recognise later (list cursors).
+    pub fn mac(&self, label: &[u8], data: &[u8]) -> Vec<u8> {
+        ring::hmac::sign(&self.mac_key(label), data)
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Checks a (possibly truncated, at least 16-byte) tag in constant time.
+    pub fn verify_mac(&self, label: &[u8], data: &[u8], tag: &[u8]) -> bool {
+        if tag.len() < 16 || tag.len() > 32 {
+            return false;
+        }
+        let full = ring::hmac::sign(&self.mac_key(label), data);
+        subtle::ConstantTimeEq::ct_eq(&full.as_ref()[..tag.len()], tag).into()
+    }
+
+    fn mac_key(&self, label: &[u8]) -> ring::hmac::Key {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        derive(&self.bytes, label, raw.as_mut());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, raw.as_ref())
+    }
+
     fn check_aad() -> Aad<'static> {
         Aad {
             table: "master_key_check",

@@ -1,9 +1,11 @@
 //! API keys: the secret format, storage (hashes only), creation and the
 //! lookup the token endpoint uses.
 
+pub mod manage;
 pub mod rules;
 pub mod secret;
 pub mod store;
+pub mod view;
 
 use chrono::NaiveDateTime;
 

@@ -186,7 +186,8 @@ pub fn list_all(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<Ap
 
 /// Revokes a key (and, in the same transaction, the keys it created through
 /// `keys:self`), each with its `key.revoked` event. Idempotent: an already
-/// revoked key keeps its first time and reason. Returns the ids newly revoked.
+/// revoked key keeps its first time and reason. Returns the ids newly
+/// revoked, or `None` when the tenant has no such key.
 pub fn revoke(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -197,51 +198,110 @@ pub fn revoke(
     now: NaiveDateTime,
 ) -> Result<Option<Vec<String>>, DbError> {
     db::write_transaction(conn, |conn| {
-        let Some(key) = find(conn, tenant_id, id)? else {
+        if find(conn, tenant_id, id)?.is_none() {
             return Ok(None);
-        };
-        let mut revoked = Vec::new();
-        let mut pending = vec![key.id];
-        while let Some(current) = pending.pop() {
-            let changed = diesel::update(
-                api_keys::table
-                    .filter(api_keys::id.eq(&current))
-                    .filter(api_keys::revoked_at.is_null()),
-            )
-            .set((
-                api_keys::revoked_at.eq(now),
-                api_keys::revoked_reason.eq(reason),
-                api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
-                api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
-                api_keys::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-            if changed > 0 {
-                audit::write(
-                    conn,
-                    audit::Record {
-                        tenant_id: Some(tenant_id),
-                        action: "key.revoked",
-                        actor,
-                        origin,
-                        target_type: "key",
-                        target_id: &current,
-                        success: true,
-                        details: serde_json::json!({ "reason": reason }),
-                    },
-                    now,
-                )?;
-                revoked.push(current.clone());
-            }
-            let children: Vec<String> = api_keys::table
-                .filter(api_keys::parent_key_id.eq(&current))
-                .filter(api_keys::revoked_at.is_null())
-                .select(api_keys::id)
-                .load(conn)?;
-            pending.extend(children);
         }
-        Ok(Some(revoked))
+        Ok(Some(revoke_cascade(
+            conn, tenant_id, id, reason, actor, origin, now,
+        )?))
     })
+}
+
+/// The work of [`revoke`], inside the caller's transaction.
+pub fn revoke_cascade(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    reason: Option<&str>,
+    actor: &Actor,
+    origin: &Origin,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let mut revoked = Vec::new();
+    let mut pending = vec![id.to_owned()];
+    while let Some(current) = pending.pop() {
+        let changed = diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&current))
+                .filter(api_keys::tenant_id.eq(tenant_id))
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set((
+            api_keys::revoked_at.eq(now),
+            api_keys::revoked_reason.eq(reason),
+            api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
+            api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
+            api_keys::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if changed > 0 {
+            audit::write(
+                conn,
+                audit::Record {
+                    tenant_id: Some(tenant_id),
+                    action: "key.revoked",
+                    actor,
+                    origin,
+                    target_type: "key",
+                    target_id: &current,
+                    success: true,
+                    details: serde_json::json!({ "reason": reason, "cascade_from": (current != id).then_some(id) }),
+                },
+                now,
+            )?;
+            revoked.push(current.clone());
+        }
+        let children: Vec<String> = api_keys::table
+            .filter(api_keys::parent_key_id.eq(&current))
+            .filter(api_keys::tenant_id.eq(tenant_id))
+            .filter(api_keys::revoked_at.is_null())
+            .select(api_keys::id)
+            .load(conn)?;
+        pending.extend(children);
+    }
+    Ok(revoked)
+}
+
+/// Marks a (revoked) key deleted: it leaves every list and lookup, and its
+/// row stays as a tombstone so audit targets still resolve.
+pub fn tombstone(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    actor: &Actor,
+    origin: &Origin,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let changed = diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::tenant_id.eq(tenant_id))
+            .filter(api_keys::deleted_at.is_null()),
+    )
+    .set((
+        api_keys::deleted_at.eq(now),
+        api_keys::secret_hash.eq(None::<Vec<u8>>),
+        api_keys::secret_enc.eq(None::<Vec<u8>>),
+        api_keys::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if changed > 0 {
+        audit::write(
+            conn,
+            audit::Record {
+                tenant_id: Some(tenant_id),
+                action: "key.deleted",
+                actor,
+                origin,
+                target_type: "key",
+                target_id: id,
+                success: true,
+                details: serde_json::json!({}),
+            },
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 impl ApiKey {

@@ -3,5 +3,7 @@
 
 pub mod fallback;
 pub mod health;
+pub mod json_body;
+pub mod keys;
 pub mod token;
 pub mod wellknown;

@@ -3,3 +3,4 @@
 pub mod crypto;
 pub mod issue;
 pub mod signing;
+pub mod verify;

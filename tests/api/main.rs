@@ -3,5 +3,6 @@
 mod helpers;
 
 mod health;
+mod keys;
 mod lifecycle;
 mod token;

@@ -1,0 +1,217 @@
+//! Authentication of the admin API: `Authorization: Bearer <JWT>` only, a
+//! token keymint issued for the admin audience, whose key is re-checked
+//! against the database on every request (a revoked key stops at once).
+//!
+//! Failures answer with RFC 6750 challenges: no credentials → 401
+//! `Bearer realm="keymint"`; a bad token → 401 `error="invalid_token"`;
+//! a missing permission → 403 `error="insufficient_scope"` naming it.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::audit::{Actor, Origin};
+use crate::client_ip::client_ip;
+use crate::db::models::{ApiKey, Tenant};
+use crate::db::schema::{api_keys, revoked_tokens, tenants as tenants_table};
+use crate::db::{self, AnyConnection};
+use crate::domain::scope;
+use crate::error::ApiError;
+use crate::grants::split_authorization;
+use crate::keys::Status;
+use crate::startup::AppState;
+use crate::telemetry::RequestId;
+use crate::tenants::{self, SYSTEM_TENANT};
+use crate::tokens::verify;
+
+/// Who is calling, with what powers, in which tenant.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The calling key, as it is in the database now.
+    pub key: ApiKey,
+    /// The tenant the caller's key belongs to.
+    pub home: Tenant,
+    /// The tenant it acts in (`X-Tenant`, or its own).
+    pub tenant: Tenant,
+    pub sub: String,
+    /// The token's scopes: the powers of this request.
+    pub scopes: BTreeSet<String>,
+    pub origin: Origin,
+}
+
+impl Principal {
+    pub fn has(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// Fails with 403 naming `scope` unless the token holds it.
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope {
+                scope: scope.to_owned(),
+            })
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::key(&self.key.id, &self.sub, &self.home.slug)
+    }
+
+    pub fn can_write_keys(&self) -> bool {
+        self.has(scope::ADMIN_KEYS_WRITE)
+    }
+
+    pub fn can_read_all_keys(&self) -> bool {
+        self.has(scope::ADMIN_KEYS_READ) || self.has(scope::ADMIN_KEYS_WRITE)
+    }
+
+    /// Only `keys:self`: it sees and manages the keys it owns.
+    pub fn self_only(&self) -> bool {
+        !self.can_read_all_keys() && self.has(scope::KEYS_SELF)
+    }
+}
+
+fn no_credentials() -> ApiError {
+    ApiError::Unauthorized {
+        detail: "send Authorization: Bearer <access token for the admin API>".to_owned(),
+        error: None,
+    }
+}
+
+fn invalid_token(detail: &str) -> ApiError {
+    ApiError::Unauthorized {
+        detail: detail.to_owned(),
+        error: Some("invalid_token"),
+    }
+}
+
+/// The caller's key, its tenant and whether the token's jti was revoked.
+fn load_caller(
+    conn: &mut AnyConnection,
+    key_id: &str,
+    jti: &str,
+) -> QueryResult<Option<(ApiKey, Tenant, bool)>> {
+    let found: Option<(ApiKey, Tenant)> = api_keys::table
+        .inner_join(tenants_table::table)
+        .filter(api_keys::id.eq(key_id))
+        .filter(api_keys::deleted_at.is_null())
+        .select((ApiKey::as_select(), Tenant::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((key, tenant)) = found else {
+        return Ok(None);
+    };
+    let revoked: bool = diesel::select(diesel::dsl::exists(
+        revoked_tokens::table.filter(revoked_tokens::jti.eq(jti)),
+    ))
+    .get_result(conn)?;
+    Ok(Some((key, tenant, revoked)))
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok_or_else(no_credentials)?;
+    let value = header
+        .to_str()
+        .map_err(|_| invalid_token("malformed Authorization header"))?;
+    let token = match split_authorization(value) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.to_owned(),
+        // ApiKey, Basic and the rest never authenticate the admin API.
+        _ => return Err(no_credentials()),
+    };
+    let settings = &state.settings.tokens;
+    let now = Utc::now();
+    let claims = verify::verify(
+        &state.keyring,
+        &token,
+        &settings.issuer,
+        &settings.admin_audience,
+        now.timestamp(),
+    )
+    .map_err(|e| invalid_token(&e.to_string()))?;
+    let x_tenant = match req.headers().get("x-tenant") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("X-Tenant is not a tenant slug"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+
+    let key_id = claims.client_id.clone();
+    let jti = claims.jti.clone();
+    let loaded = db::run(&state.pool, move |conn| {
+        let caller = load_caller(conn, &key_id, &jti)?;
+        let acting = match &x_tenant {
+            Some(slug) => Some(tenants::find_by_slug(conn, slug)?),
+            None => None,
+        };
+        Ok::<_, ApiError>((caller, acting))
+    })
+    .await?;
+    let (caller, acting) = loaded;
+    let Some((key, home, jti_revoked)) = caller else {
+        return Err(invalid_token("the token's key no longer exists"));
+    };
+    if jti_revoked {
+        return Err(invalid_token("the token was revoked"));
+    }
+    if key.status(now.naive_utc()) != Status::Active {
+        return Err(invalid_token("the token's key is revoked or expired"));
+    }
+    if home.slug != claims.tid {
+        return Err(invalid_token("the token's tenant does not match its key"));
+    }
+    if !home.api_keys_enabled {
+        return Err(invalid_token("API keys are disabled for this tenant"));
+    }
+    let scopes: BTreeSet<String> = claims
+        .scope
+        .as_deref()
+        .map(|s| s.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let tenant = match acting {
+        None => home.clone(),
+        Some(found) => {
+            if home.slug != SYSTEM_TENANT || !scopes.contains(scope::ADMIN_TENANTS) {
+                return Err(ApiError::bad_request(
+                    "X-Tenant is honoured only for system-tenant callers holding admin:tenants",
+                ));
+            }
+            found.ok_or(ApiError::NotFound)?
+        }
+    };
+    let origin = Origin {
+        ip: client_ip(&req, &state.settings.server.trusted_proxies).map(|ip| ip.to_string()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    };
+    Ok(Principal {
+        key,
+        home,
+        tenant,
+        sub: claims.sub,
+        scopes,
+        origin,
+    })
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone()))
+    }
+}

@@ -1,0 +1,1043 @@
+//! What the admin API does with keys: create under the caller's powers and
+//! the tenant's policy, list and search with opaque cursors, change, revoke
+//! and delete. Each change is one transaction with its audit events.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::audit::{self, Origin};
+use crate::auth::Principal;
+use crate::crypto::master::{Aad, MasterKey, Purpose};
+use crate::db::models::{ApiKey, Tenant};
+use crate::db::schema::api_keys;
+use crate::db::{self, AnyConnection};
+use crate::domain::scope;
+use crate::error::{ApiError, FieldError};
+use crate::keys::SecurityLevel;
+use crate::keys::rules::{self, Expiry};
+use crate::keys::store::{self, NewKey};
+use crate::keys::view::{CreatedKey, KeyView};
+use crate::routes::json_body::{Body, Field};
+use crate::startup::AppState;
+use crate::tenants;
+use crate::tokens::issue::{AccessClaims, ascii_quote};
+
+pub const MAX_JSON_OBJECT: usize = 4096;
+pub const MAX_ALLOWLIST: usize = 100;
+pub const MAX_BULK: usize = 1000;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+fn cidr(value: &str) -> Result<(), String> {
+    let net: IpNet = value
+        .parse()
+        .map_err(|_| format!("`{}` is not a CIDR", ascii_quote(value)))?;
+    if net.trunc() != net {
+        return Err(format!("`{value}` has host bits set (use {})", net.trunc()));
+    }
+    Ok(())
+}
+
+fn audience_syntax(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && (value.strip_prefix("urn:").is_some_and(|r| !r.is_empty())
+            || url::Url::parse(value).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` must be an absolute URI or a urn:",
+            ascii_quote(value)
+        ))
+    }
+}
+
+fn scope_syntax(value: &str) -> Result<(), String> {
+    if scope::is_valid(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` must match ^[A-Za-z0-9:._/-]{{1,100}}$",
+            ascii_quote(value)
+        ))
+    }
+}
+
+fn owner_syntax(value: &str) -> Result<(), String> {
+    rules::owner(value).map_err(|e| e.message)
+}
+
+fn policy(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Unprocessable {
+        detail: message.into(),
+        errors: vec![FieldError::new(field, "violates the tenant's policy")],
+    }
+}
+
+/// Everything a create request asked for, parsed.
+struct CreateRequest {
+    name: String,
+    description: Option<String>,
+    owner: Option<String>,
+    scopes: Vec<String>,
+    expiry: Expiry,
+    ip_allowlist: Option<Vec<String>>,
+    security_level: SecurityLevel,
+    max_token_ttl_s: Option<i64>,
+    audiences: Vec<String>,
+    rate_limit_per_s: Option<f64>,
+    claims: Option<Value>,
+    metadata: Option<Value>,
+}
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "owner",
+    "scopes",
+    "expires_at",
+    "expires_in_s",
+    "never_expires",
+    "ip_allowlist",
+    "security_level",
+    "max_token_ttl_s",
+    "audiences",
+    "rate_limit_per_s",
+    "claims",
+    "metadata",
+];
+
+fn parse_create(bytes: &[u8]) -> Result<CreateRequest, ApiError> {
+    let mut body = Body::parse(bytes, CREATE_FIELDS)?;
+    let name = body.string("name", 1, rules::MAX_NAME).value();
+    if name.is_none() && !body.has("name") {
+        body.error("name", "is required");
+    }
+    let description = body
+        .string("description", 0, rules::MAX_DESCRIPTION)
+        .value();
+    let owner = match body.string("owner", 1, rules::MAX_OWNER) {
+        Field::Value(o) => match rules::owner(&o) {
+            Ok(()) => Some(o),
+            Err(e) => {
+                body.error("owner", e.message);
+                None
+            }
+        },
+        _ => None,
+    };
+    let scopes = body
+        .strings("scopes", rules::MAX_SCOPES, scope_syntax)
+        .value()
+        .unwrap_or_default();
+    let expires_at = body.timestamp("expires_at");
+    let expires_in = body.integer("expires_in_s", 1, 100 * 365 * 86_400);
+    let never = body.boolean("never_expires");
+    let chosen = [
+        !expires_at.is_absent(),
+        !expires_in.is_absent(),
+        !never.is_absent(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let expiry = if chosen > 1 {
+        body.error(
+            "expires_at",
+            "send at most one of expires_at, expires_in_s and never_expires",
+        );
+        Expiry::Unspecified
+    } else if let Field::Value(at) = expires_at {
+        Expiry::At(at)
+    } else if let Field::Value(s) = expires_in {
+        Expiry::In(s)
+    } else if let Field::Value(n) = never {
+        if !n {
+            body.error("never_expires", "may only be true");
+        }
+        Expiry::Never
+    } else {
+        Expiry::Unspecified
+    };
+    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr).value();
+    let security_level = match body.string("security_level", 1, 20) {
+        Field::Value(level) => match level.as_str() {
+            "standard" => SecurityLevel::Standard,
+            "advanced" => SecurityLevel::Advanced,
+            _ => {
+                body.error("security_level", "must be `standard` or `advanced`");
+                SecurityLevel::Standard
+            }
+        },
+        _ => SecurityLevel::Standard,
+    };
+    let max_token_ttl_s = body.integer("max_token_ttl_s", 30, 3600).value();
+    let audiences = body
+        .strings("audiences", rules::MAX_AUDIENCES, audience_syntax)
+        .value()
+        .unwrap_or_default();
+    let rate_limit_per_s = body
+        .positive_number("rate_limit_per_s", 1_000_000.0)
+        .value();
+    let claims = body.object("claims", MAX_JSON_OBJECT).value();
+    let metadata = body.object("metadata", MAX_JSON_OBJECT).value();
+    body.finish()?;
+    Ok(CreateRequest {
+        name: name.unwrap_or_default(),
+        description,
+        owner,
+        scopes,
+        expiry,
+        ip_allowlist,
+        security_level,
+        max_token_ttl_s,
+        audiences,
+        rate_limit_per_s,
+        claims,
+        metadata,
+    })
+}
+
+/// The largest token this key could be issued, in bytes: every scope, the
+/// longest audience, its custom claims, an ES256/EdDSA signature.
+fn worst_case_jwt_bytes(
+    key_id: &str,
+    owner: Option<&str>,
+    scopes: &[String],
+    audiences: &[String],
+    claims: Option<&Value>,
+    settings: &crate::config::TokenSettings,
+    tenant: &Tenant,
+) -> usize {
+    let longest_audience = audiences
+        .iter()
+        .map(String::as_str)
+        .chain([
+            tenant.default_audience.as_str(),
+            settings.admin_audience.as_str(),
+        ])
+        .max_by_key(|a| a.len())
+        .unwrap_or_default();
+    let claims = AccessClaims {
+        iss: settings.issuer.clone(),
+        sub: owner.map_or_else(|| format!("key:{key_id}"), str::to_owned),
+        aud: longest_audience.to_owned(),
+        iat: 99_999_999_999,
+        nbf: 99_999_999_999,
+        exp: 99_999_999_999,
+        jti: uuid::Uuid::now_v7().to_string(),
+        client_id: key_id.to_owned(),
+        scope: Some(scopes.join(" ")),
+        tid: tenant.slug.clone(),
+        ext: claims.cloned(),
+    };
+    let payload = serde_json::to_vec(&claims)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX / 2);
+    // {"typ":"at+jwt","alg":"EdDSA","kid":"<43>"} is under 90 bytes.
+    let header = 90;
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    b64(header) + 1 + b64(payload) + 1 + 86
+}
+
+fn can_manage(principal: &Principal) -> Result<(), ApiError> {
+    if principal.can_write_keys() || principal.has(scope::KEYS_SELF) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope {
+            scope: scope::ADMIN_KEYS_WRITE.to_owned(),
+        })
+    }
+}
+
+fn can_read(principal: &Principal) -> Result<(), ApiError> {
+    if principal.can_read_all_keys() || principal.has(scope::KEYS_SELF) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope {
+            scope: scope::ADMIN_KEYS_READ.to_owned(),
+        })
+    }
+}
+
+/// `POST /api/v1/keys`.
+pub async fn create(
+    state: &AppState,
+    principal: Principal,
+    bytes: &[u8],
+) -> Result<CreatedKey, ApiError> {
+    can_manage(&principal)?;
+    let request = parse_create(bytes)?;
+    let now = Utc::now().naive_utc();
+    let tenant = principal.tenant.clone();
+    let self_only = !principal.can_write_keys();
+
+    // Powers: reserved scopes need the caller to hold them.
+    for s in request.scopes.iter().filter(|s| scope::is_reserved(s)) {
+        if !principal.has(s) {
+            return Err(ApiError::InsufficientScope { scope: s.clone() });
+        }
+    }
+    if let Err(e) = rules::scopes(&request.scopes, &tenant) {
+        return Err(ApiError::Unprocessable {
+            detail: format!("{}: {}", e.field, e.message),
+            errors: vec![e],
+        });
+    }
+    let caller_sub = Some(principal.sub.clone()).filter(|s| rules::owner(s).is_ok());
+    let owner = if self_only {
+        if request.owner.is_some() && request.owner != caller_sub {
+            return Err(ApiError::Forbidden(
+                "with keys:self, keys can only be created for yourself".to_owned(),
+            ));
+        }
+        caller_sub
+    } else {
+        request.owner.clone().or(caller_sub)
+    };
+    if self_only {
+        let own_scopes = principal.key.scope_list();
+        if let Some(s) = request
+            .scopes
+            .iter()
+            .find(|s| scope::is_reserved(s) || !own_scopes.contains(s))
+        {
+            return Err(ApiError::Forbidden(format!(
+                "with keys:self, only non-admin scopes your own key holds can be granted; `{s}` is not one"
+            )));
+        }
+        let own_audiences = principal.key.audience_list();
+        if let Some(a) = request
+            .audiences
+            .iter()
+            .find(|a| !own_audiences.contains(a))
+        {
+            return Err(ApiError::Forbidden(format!(
+                "with keys:self, only audiences your own key holds can be granted; `{}` is not one",
+                ascii_quote(a)
+            )));
+        }
+        if request.claims.is_some() {
+            return Err(ApiError::InsufficientScope {
+                scope: scope::ADMIN_KEYS_WRITE.to_owned(),
+            });
+        }
+        if request
+            .rate_limit_per_s
+            .is_some_and(|r| r > tenant.default_rate_limit_per_s)
+        {
+            return Err(ApiError::Forbidden(
+                "with keys:self, rate_limit_per_s may not exceed the tenant default".to_owned(),
+            ));
+        }
+        if request
+            .max_token_ttl_s
+            .is_some_and(|t| t > tenant.default_token_ttl_s)
+        {
+            return Err(ApiError::Forbidden(
+                "with keys:self, max_token_ttl_s may not exceed the tenant default".to_owned(),
+            ));
+        }
+    }
+
+    let mut expires_at =
+        rules::expiry(request.expiry, &tenant, now).map_err(|e| match e.field.as_str() {
+            "expires_at" if e.message.contains("future") => ApiError::invalid_fields(vec![e]),
+            "expires_in_s" if e.message.contains("positive") => ApiError::invalid_fields(vec![e]),
+            _ => ApiError::Unprocessable {
+                detail: format!("{}: {}", e.field, e.message),
+                errors: vec![e],
+            },
+        })?;
+    if self_only && let Some(limit) = principal.key.expires_at {
+        match expires_at {
+            Some(at) if at > limit => {
+                return Err(ApiError::Forbidden(
+                    "with keys:self, a key may not outlive your own".to_owned(),
+                ));
+            }
+            None if request.expiry == Expiry::Never => {
+                return Err(ApiError::Forbidden(
+                    "with keys:self, a key may not outlive your own".to_owned(),
+                ));
+            }
+            None => expires_at = Some(limit),
+            _ => {}
+        }
+    }
+    if tenant.require_ip_allowlist && request.ip_allowlist.as_ref().is_none_or(Vec::is_empty) {
+        return Err(policy(
+            "ip_allowlist",
+            "this tenant requires every key to have an IP allow-list",
+        ));
+    }
+
+    let actor = principal.actor();
+    let new = NewKey {
+        tenant_id: tenant.id.clone(),
+        name: request.name,
+        description: request.description,
+        owner,
+        scopes: request.scopes,
+        audiences: request.audiences,
+        expires_at,
+        max_token_ttl_s: request.max_token_ttl_s,
+        rate_limit_per_s: request.rate_limit_per_s,
+        ip_allowlist: request.ip_allowlist,
+        claims: request.claims,
+        metadata: request.metadata,
+        security_level: request.security_level,
+        created_by: actor.clone(),
+        parent_key_id: self_only.then(|| principal.key.id.clone()),
+    };
+    let (mut row, secret) =
+        store::prepare(&new, &state.settings.tokens.key_prefix, now).map_err(ApiError::internal)?;
+    let size = worst_case_jwt_bytes(
+        &row.id,
+        new.owner.as_deref(),
+        &new.scopes,
+        &new.audiences,
+        new.claims.as_ref(),
+        &state.settings.tokens,
+        &tenant,
+    );
+    if size > state.settings.tokens.max_jwt_bytes {
+        return Err(policy(
+            "claims",
+            format!(
+                "this key's largest token would be {size} bytes, over tokens.max_jwt_bytes ({})",
+                state.settings.tokens.max_jwt_bytes
+            ),
+        ));
+    }
+    if new.security_level == SecurityLevel::Advanced {
+        // The secret never travels for advanced keys: keep it encrypted to
+        // check signatures with, and out of the hash index.
+        row.secret_enc = Some(encrypt_secret(&state.master, &row, secret.expose())?);
+        row.secret_hash = None;
+    }
+
+    let origin = principal.origin.clone();
+    let audiences = new.audiences.clone();
+    let tenant_slug = tenant.slug.clone();
+    let inserted = db::run(&state.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            for audience in &audiences {
+                if !tenants::has_audience(conn, &tenant.id, audience)? {
+                    return Err(ApiError::invalid_fields(vec![FieldError::new(
+                        "audiences",
+                        format!(
+                            "`{}` is not registered in this tenant",
+                            ascii_quote(audience)
+                        ),
+                    )]));
+                }
+            }
+            // The write to the tenant row serialises creations in this tenant
+            // (row lock on PostgreSQL, write lock on SQLite): the count below
+            // cannot race another creation.
+            tenants::lock(conn, &tenant.id)?;
+            if let Some(owner) = &row.owner {
+                let live = count_live_keys(conn, &tenant.id, owner, now)?;
+                if live >= tenant.max_keys_per_owner {
+                    return Err(policy(
+                        "owner",
+                        format!(
+                            "owner already has {live} live keys; the tenant allows {}",
+                            tenant.max_keys_per_owner
+                        ),
+                    ));
+                }
+            }
+            store::insert(conn, &row, &actor, &origin)?;
+            Ok(row)
+        })
+    })
+    .await?;
+    Ok(CreatedKey {
+        view: KeyView::of(&inserted, &tenant_slug, now),
+        key: secret.expose().to_owned(),
+    })
+}
+
+fn encrypt_secret(master: &MasterKey, row: &ApiKey, secret: &str) -> Result<Vec<u8>, ApiError> {
+    master
+        .encrypt(
+            Purpose::ApiKeySecrets,
+            &Aad {
+                table: "api_keys",
+                row_id: &row.id,
+                tenant: &row.tenant_id,
+            },
+            secret.as_bytes(),
+        )
+        .map_err(ApiError::internal)
+}
+
+fn count_live_keys(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    owner: &str,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::owner.eq(owner))
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// Query parameters of `GET /api/v1/keys`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CursorPayload {
+    /// Tenant id.
+    t: String,
+    /// Digest of the filters the cursor was made for.
+    f: String,
+    /// The last id returned.
+    k: String,
+}
+
+fn filter_digest(parts: &[Option<&str>]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        ctx.update(part.unwrap_or("\u{0}").as_bytes());
+        ctx.update(b"\x1f");
+    }
+    URL_SAFE_NO_PAD.encode(&ctx.finish().as_ref()[..12])
+}
+
+/// Cursors are signed so a client cannot forge one for another tenant or
+/// filter set; they are opaque and carry no secret.
+pub fn seal_cursor(master: &MasterKey, payload: &impl Serialize) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap_or_default());
+    let tag = master.mac(b"list-cursor", body.as_bytes());
+    format!("{body}.{}", URL_SAFE_NO_PAD.encode(&tag[..16]))
+}
+
+pub fn open_cursor<T: for<'de> Deserialize<'de>>(master: &MasterKey, cursor: &str) -> Option<T> {
+    if cursor.len() > 512 {
+        return None;
+    }
+    let (body, tag) = cursor.split_once('.')?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    if !master.verify_mac(b"list-cursor", body.as_bytes(), &tag) {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
+}
+
+fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// `GET /api/v1/keys`: newest first, keyset pagination on the id (UUID v7,
+/// so creation order), stable under concurrent inserts and deletes.
+pub async fn list(
+    state: &AppState,
+    principal: Principal,
+    query: ListQuery,
+) -> Result<Page<KeyView>, ApiError> {
+    can_read(&principal)?;
+    let mut errors = Vec::new();
+    if let Some(q) = &query.q
+        && !(1..=100).contains(&q.chars().count())
+    {
+        errors.push(FieldError::new("q", "must be 1 to 100 characters"));
+    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s @ ("active" | "expired" | "revoked")) => Some(s.to_owned()),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "status",
+                "must be active, expired or revoked",
+            ));
+            None
+        }
+    };
+    if let Some(owner) = &query.owner
+        && let Err(e) = owner_syntax(owner)
+    {
+        errors.push(FieldError::new("owner", e));
+    }
+    let limit = match query.limit.as_deref() {
+        None => 50,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 200",
+                ));
+                50
+            }
+        },
+    };
+    // keys:self callers see only their own keys, whatever they ask.
+    let owner = if principal.self_only() {
+        Some(principal.sub.clone())
+    } else {
+        query.owner.clone()
+    };
+    let digest = filter_digest(&[query.q.as_deref(), status.as_deref(), owner.as_deref()]);
+    let after = match &query.cursor {
+        None => None,
+        Some(raw) => match open_cursor::<CursorPayload>(&state.master, raw) {
+            Some(c) if c.t == principal.tenant.id && c.f == digest => Some(c.k),
+            _ => {
+                errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this list returned (for these filters)",
+                ));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    let tenant = principal.tenant.clone();
+    let q = query.q.clone();
+    let now = Utc::now().naive_utc();
+    let mut rows: Vec<ApiKey> = db::run(&state.pool, move |conn| {
+        let mut select = api_keys::table
+            .filter(api_keys::tenant_id.eq(&tenant.id))
+            .filter(api_keys::deleted_at.is_null())
+            .select(ApiKey::as_select())
+            .order(api_keys::id.desc())
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some(after) = &after {
+            select = select.filter(api_keys::id.lt(after.clone()));
+        }
+        if let Some(owner) = &owner {
+            select = select.filter(api_keys::owner.eq(owner.clone()));
+        }
+        if let Some(q) = &q {
+            let pattern = like_pattern(q);
+            select = select.filter(
+                lower(api_keys::name.nullable())
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(api_keys::id.nullable())
+                        .like(pattern.clone())
+                        .escape('\\'))
+                    .or(lower(api_keys::owner).like(pattern).escape('\\')),
+            );
+        }
+        select = match status.as_deref() {
+            Some("revoked") => select.filter(api_keys::revoked_at.is_not_null()),
+            Some("expired") => select
+                .filter(api_keys::revoked_at.is_null())
+                .filter(api_keys::expires_at.le(now)),
+            Some("active") => select.filter(api_keys::revoked_at.is_null()).filter(
+                api_keys::expires_at
+                    .is_null()
+                    .or(api_keys::expires_at.gt(now)),
+            ),
+            _ => select,
+        };
+        select.load(conn).map_err(ApiError::from)
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(seal_cursor(
+            &state.master,
+            &CursorPayload {
+                t: principal.tenant.id.clone(),
+                f: digest,
+                k: last.id.clone(),
+            },
+        )),
+        _ => None,
+    };
+    Ok(Page {
+        items: rows
+            .iter()
+            .map(|k| KeyView::of(k, &principal.tenant.slug, now))
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// A key the caller may see, or 404.
+async fn visible(state: &AppState, principal: &Principal, id: &str) -> Result<ApiKey, ApiError> {
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(ApiError::NotFound);
+    }
+    let tenant_id = principal.tenant.id.clone();
+    let id = id.to_owned();
+    let key = db::run(&state.pool, move |conn| {
+        store::find(conn, &tenant_id, &id).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    if principal.self_only() && key.owner.as_deref() != Some(principal.sub.as_str()) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(key)
+}
+
+pub async fn get(state: &AppState, principal: Principal, id: &str) -> Result<KeyView, ApiError> {
+    can_read(&principal)?;
+    let key = visible(state, &principal, id).await?;
+    Ok(KeyView::of(
+        &key,
+        &principal.tenant.slug,
+        Utc::now().naive_utc(),
+    ))
+}
+
+const PATCH_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "ip_allowlist",
+    "metadata",
+    "claims",
+    "expires_at",
+];
+
+/// `PATCH /api/v1/keys/{id}`: a JSON merge patch (RFC 7396).
+pub async fn patch(
+    state: &AppState,
+    principal: Principal,
+    id: &str,
+    bytes: &[u8],
+) -> Result<KeyView, ApiError> {
+    principal.require(scope::ADMIN_KEYS_WRITE)?;
+    let mut body = Body::parse(bytes, PATCH_FIELDS)?;
+    let name = body.string("name", 1, rules::MAX_NAME);
+    if name == Field::Null {
+        body.error("name", "cannot be removed");
+    }
+    let description = body.string("description", 0, rules::MAX_DESCRIPTION);
+    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr);
+    let metadata = body.object("metadata", MAX_JSON_OBJECT);
+    let claims = body.object("claims", MAX_JSON_OBJECT);
+    let expires_at = body.timestamp("expires_at");
+    body.finish()?;
+
+    let key = visible(state, &principal, id).await?;
+    let now = Utc::now().naive_utc();
+    if key.revoked_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the key is revoked; it cannot change".into(),
+        ));
+    }
+    let new_expiry = match &expires_at {
+        Field::Absent => key.expires_at,
+        Field::Null => {
+            if key.expires_at.is_some() {
+                return Err(ApiError::invalid_fields(vec![FieldError::new(
+                    "expires_at",
+                    "can only be shortened, not removed",
+                )]));
+            }
+            None
+        }
+        Field::Value(at) => {
+            let at = at.naive_utc();
+            if at <= now {
+                return Err(ApiError::invalid_fields(vec![FieldError::new(
+                    "expires_at",
+                    "must be in the future",
+                )]));
+            }
+            if key.expires_at.is_some_and(|current| at > current) {
+                return Err(ApiError::invalid_fields(vec![FieldError::new(
+                    "expires_at",
+                    "can only be shortened",
+                )]));
+            }
+            Some(at)
+        }
+    };
+    let tenant = principal.tenant.clone();
+    let new_allowlist: Option<Vec<String>> = match &ip_allowlist {
+        Field::Absent => key
+            .ip_allowlist
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
+        Field::Null => None,
+        Field::Value(list) => Some(list.clone()),
+    };
+    if tenant.require_ip_allowlist && new_allowlist.as_ref().is_none_or(Vec::is_empty) {
+        return Err(policy(
+            "ip_allowlist",
+            "this tenant requires every key to have an IP allow-list",
+        ));
+    }
+    let new_claims: Option<Value> = match &claims {
+        Field::Absent => key
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
+        Field::Null => None,
+        Field::Value(v) => Some(v.clone()),
+    };
+    let size = worst_case_jwt_bytes(
+        &key.id,
+        key.owner.as_deref(),
+        &key.scope_list(),
+        &key.audience_list(),
+        new_claims.as_ref(),
+        &state.settings.tokens,
+        &tenant,
+    );
+    if size > state.settings.tokens.max_jwt_bytes {
+        return Err(policy(
+            "claims",
+            format!(
+                "this key's largest token would be {size} bytes, over tokens.max_jwt_bytes ({})",
+                state.settings.tokens.max_jwt_bytes
+            ),
+        ));
+    }
+
+    let mut changed: Vec<&'static str> = Vec::new();
+    if !name.is_absent() {
+        changed.push("name");
+    }
+    if !description.is_absent() {
+        changed.push("description");
+    }
+    if !ip_allowlist.is_absent() {
+        changed.push("ip_allowlist");
+    }
+    if !metadata.is_absent() {
+        changed.push("metadata");
+    }
+    if !claims.is_absent() {
+        changed.push("claims");
+    }
+    if !expires_at.is_absent() {
+        changed.push("expires_at");
+    }
+    let update = KeyChanges {
+        name: name.value(),
+        description: match description {
+            Field::Absent => None,
+            Field::Null => Some(None),
+            Field::Value(d) => Some(Some(d)),
+        },
+        ip_allowlist: (!ip_allowlist.is_absent())
+            .then(|| new_allowlist.map(|l| serde_json::to_string(&l).unwrap_or_default())),
+        metadata: match metadata {
+            Field::Absent => None,
+            Field::Null => Some(None),
+            Field::Value(m) => Some(Some(m.to_string())),
+        },
+        claims: (!claims.is_absent()).then(|| new_claims.map(|c| c.to_string())),
+        expires_at: (!expires_at.is_absent()).then_some(new_expiry),
+        updated_at: now,
+    };
+    let actor = principal.actor();
+    let origin = principal.origin.clone();
+    let key_id = key.id.clone();
+    let tenant_id = tenant.id.clone();
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            let n = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(&key_id))
+                    .filter(api_keys::tenant_id.eq(&tenant_id))
+                    .filter(api_keys::revoked_at.is_null())
+                    .filter(api_keys::deleted_at.is_null()),
+            )
+            .set(&update)
+            .execute(conn)?;
+            if n == 0 {
+                return Err(ApiError::Conflict(
+                    "the key is revoked; it cannot change".into(),
+                ));
+            }
+            audit::write(
+                conn,
+                audit::Record {
+                    tenant_id: Some(&tenant_id),
+                    action: "key.updated",
+                    actor: &actor,
+                    origin: &origin,
+                    target_type: "key",
+                    target_id: &key_id,
+                    success: true,
+                    details: serde_json::json!({ "fields": changed }),
+                },
+                now,
+            )?;
+            store::find(conn, &tenant_id, &key_id)?.ok_or(ApiError::NotFound)
+        })
+    })
+    .await?;
+    Ok(KeyView::of(&updated, &tenant.slug, now))
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = api_keys)]
+struct KeyChanges {
+    name: Option<String>,
+    description: Option<Option<String>>,
+    ip_allowlist: Option<Option<String>>,
+    metadata: Option<Option<String>>,
+    claims: Option<Option<String>>,
+    expires_at: Option<Option<NaiveDateTime>>,
+    updated_at: NaiveDateTime,
+}
+
+fn parse_reason(body: &mut Body) -> Option<String> {
+    body.string("reason", 1, 500).value()
+}
+
+/// `POST /api/v1/keys/{id}/revoke`: irreversible and idempotent.
+pub async fn revoke(
+    state: &AppState,
+    principal: Principal,
+    id: &str,
+    bytes: &[u8],
+) -> Result<KeyView, ApiError> {
+    can_manage(&principal)?;
+    let mut body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Body::empty()
+    } else {
+        Body::parse(bytes, &["reason"])?
+    };
+    let reason = parse_reason(&mut body);
+    body.finish()?;
+    let key = visible(state, &principal, id).await?;
+    revoke_ids(state, &principal, vec![key.id.clone()], reason, false).await?;
+    get(state, principal, &key.id).await
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkRevoked {
+    pub revoked: Vec<String>,
+    pub not_found: Vec<String>,
+}
+
+/// `POST /api/v1/keys/revoke`: 1..1000 ids in one transaction.
+pub async fn revoke_many(
+    state: &AppState,
+    principal: Principal,
+    bytes: &[u8],
+) -> Result<BulkRevoked, ApiError> {
+    can_manage(&principal)?;
+    let mut body = Body::parse(bytes, &["ids", "reason"])?;
+    let ids = match body.strings("ids", MAX_BULK, |_| Ok(())) {
+        Field::Value(ids) if !ids.is_empty() => ids,
+        _ => {
+            if !body.has("ids") {
+                body.error(
+                    "ids",
+                    format!("a list of 1 to {MAX_BULK} key ids is required"),
+                );
+            }
+            Vec::new()
+        }
+    };
+    let reason = parse_reason(&mut body);
+    body.finish()?;
+    revoke_ids(state, &principal, ids, reason, false).await
+}
+
+/// `DELETE /api/v1/keys/{id}`: revokes and leaves a tombstone.
+pub async fn delete(state: &AppState, principal: Principal, id: &str) -> Result<(), ApiError> {
+    can_manage(&principal)?;
+    let key = visible(state, &principal, id).await?;
+    revoke_ids(state, &principal, vec![key.id], None, true).await?;
+    Ok(())
+}
+
+/// Revokes (and optionally deletes) keys the caller may see, with the keys
+/// they created through `keys:self`, in one transaction; one audit event per
+/// key, all sharing the request id.
+async fn revoke_ids(
+    state: &AppState,
+    principal: &Principal,
+    ids: Vec<String>,
+    reason: Option<String>,
+    delete: bool,
+) -> Result<BulkRevoked, ApiError> {
+    let tenant_id = principal.tenant.id.clone();
+    let only_owner = principal.self_only().then(|| principal.sub.clone());
+    let actor = principal.actor();
+    let origin: Origin = principal.origin.clone();
+    let now = Utc::now().naive_utc();
+    db::run(&state.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            let mut revoked = Vec::new();
+            let mut not_found = Vec::new();
+            for id in ids {
+                let key = if uuid::Uuid::try_parse(&id).is_ok() {
+                    store::find(conn, &tenant_id, &id)?
+                } else {
+                    None
+                };
+                let Some(key) = key.filter(|k| {
+                    only_owner
+                        .as_deref()
+                        .is_none_or(|o| k.owner.as_deref() == Some(o))
+                }) else {
+                    not_found.push(id);
+                    continue;
+                };
+                store::revoke_cascade(
+                    conn,
+                    &tenant_id,
+                    &key.id,
+                    reason.as_deref(),
+                    &actor,
+                    &origin,
+                    now,
+                )?;
+                if delete {
+                    store::tombstone(conn, &tenant_id, &key.id, &actor, &origin, now)?;
+                }
+                revoked.push(key.id);
+            }
+            Ok::<_, ApiError>(BulkRevoked { revoked, not_found })
+        })
+    })
+    .await
+}

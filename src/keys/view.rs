@@ -1,0 +1,83 @@
+//! The key as the admin API shows it: never the secret, never its hash.
+
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::models::ApiKey;
+
+fn time(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn json_or_null(text: Option<&str>) -> Value {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub start: String,
+    pub scopes: Value,
+    pub security_level: String,
+    pub ip_allowlist: Value,
+    pub audiences: Value,
+    pub max_token_ttl_s: Option<i64>,
+    pub rate_limit_per_s: Option<f64>,
+    pub claims: Value,
+    pub metadata: Value,
+    pub status: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub tokens_issued: i64,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub previous_expires_at: Option<String>,
+    pub created_by: Value,
+}
+
+impl KeyView {
+    pub fn of(key: &ApiKey, tenant_slug: &str, now: NaiveDateTime) -> Self {
+        Self {
+            id: key.id.clone(),
+            tenant: tenant_slug.to_owned(),
+            name: key.name.clone(),
+            description: key.description.clone(),
+            owner: key.owner.clone(),
+            start: key.start.clone(),
+            scopes: json_or_null(Some(&key.scopes)),
+            security_level: key.security_level.clone(),
+            ip_allowlist: json_or_null(key.ip_allowlist.as_deref()),
+            audiences: json_or_null(Some(&key.audiences)),
+            max_token_ttl_s: key.max_token_ttl_s,
+            rate_limit_per_s: key.rate_limit_per_s,
+            claims: json_or_null(key.claims.as_deref()),
+            metadata: json_or_null(key.metadata.as_deref()),
+            status: key.status(now).as_str(),
+            created_at: time(key.created_at),
+            updated_at: time(key.updated_at),
+            expires_at: key.expires_at.map(time),
+            last_used_at: key.last_used_at.map(time),
+            tokens_issued: key.tokens_issued,
+            revoked_at: key.revoked_at.map(time),
+            revoked_reason: key.revoked_reason.clone(),
+            previous_expires_at: key.previous_expires_at.filter(|at| *at > now).map(time),
+            created_by: json_or_null(Some(&key.created_by)),
+        }
+    }
+}
+
+/// The create response: the view plus the secret, shown this once.
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    pub key: String,
+}

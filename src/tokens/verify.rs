@@ -1,0 +1,60 @@
+//! Verifying tokens keymint itself issued: signature by a published key whose
+//! algorithm matches the header, `typ: at+jwt`, our issuer, the expected
+//! audience, and `exp`/`nbf`/`iat` within a 5 s leeway.
+
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::tokens::issue::AccessClaims;
+use crate::tokens::signing::{KeyRing, LEEWAY_S, TOKEN_TYPE};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's key is not published or its algorithm does not match")]
+    UnknownKey,
+    #[error("the token is not an access token (typ)")]
+    WrongType,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+}
+
+/// Longest token we accept; ours are bounded by `tokens.max_jwt_bytes`.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+pub fn verify(
+    keyring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+    now_unix: i64,
+) -> Result<AccessClaims, VerifyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::Malformed);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.typ.as_deref() != Some(TOKEN_TYPE) {
+        return Err(VerifyError::WrongType);
+    }
+    if !matches!(header.alg, Algorithm::ES256 | Algorithm::EdDSA) {
+        return Err(VerifyError::UnknownKey);
+    }
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    let key = keyring
+        .decoding_key(&kid, header.alg)
+        .ok_or(VerifyError::UnknownKey)?;
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = LEEWAY_S as u64;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+        .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    if data.claims.iat > now_unix + LEEWAY_S {
+        return Err(VerifyError::IssuedInFuture);
+    }
+    Ok(data.claims)
+}
