@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::routes::{fallback, health, keys, token, wellknown};
+use crate::routes::{fallback, health, keys, settings, token, wellknown};
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
@@ -407,7 +407,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::patch().to(keys::patch))
                         .route(web::delete().to(keys::delete)),
                 )
-                .service(resource("/keys/{id}/revoke").route(web::post().to(keys::revoke))),
+                .service(resource("/keys/{id}/revoke").route(web::post().to(keys::revoke)))
+                .service(
+                    resource("/settings")
+                        .route(web::get().to(settings::get))
+                        .route(web::patch().to(settings::patch)),
+                ),
         );
 }
 

@@ -11,7 +11,7 @@ use crate::keys::rules::{self, Expiry};
 use crate::keys::store::{self, NewKey};
 use crate::keys::{SecurityLevel, Status};
 use crate::startup::open_master_key;
-use crate::tenants;
+use crate::tenants::{self, policy};
 use crate::tokens::signing;
 
 fn open(settings: &Settings) -> Result<AnyConnection, String> {
@@ -197,6 +197,48 @@ pub fn rotate_signing_keys(settings: &Settings) -> Result<(), String> {
     println!(
         "{}",
         serde_json::to_string(&rotation).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// `keymint settings set`: the same validation as the API, no lock-out guard.
+pub fn set_settings(settings: &Settings, slug: &str, assignments: &[String]) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    let tenant = tenant(&mut conn, slug)?;
+    let mut object = serde_json::Map::new();
+    for assignment in assignments {
+        let (field, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("`{assignment}` is not FIELD=VALUE"))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        object.insert(field.to_owned(), value);
+    }
+    let body = serde_json::Value::Object(object).to_string();
+    let describe = |e: crate::error::ApiError| match e {
+        crate::error::ApiError::BadRequest { errors, .. } if !errors.is_empty() => errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    };
+    let (changes, _force) = policy::parse(body.as_bytes()).map_err(describe)?;
+    let (updated, audiences) = policy::apply(
+        &mut conn,
+        &tenant.id,
+        &changes,
+        &Actor::cli(),
+        &Origin::default(),
+        |_| Ok(()),
+        Utc::now().naive_utc(),
+    )
+    .map_err(describe)?;
+    eprintln!(
+        "updated tenant `{}` (api_keys_enabled={}, audiences={})",
+        updated.slug,
+        updated.api_keys_enabled,
+        audiences.join(",")
     );
     Ok(())
 }

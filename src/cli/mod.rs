@@ -57,6 +57,22 @@ pub enum Command {
     /// Manage JWT signing keys offline.
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// Change a tenant's policy offline (recovery when the API locks you out).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Set policy fields, e.g. `api_keys_enabled=true allowed_ip_ranges=[]`.
+    /// Values are JSON (`true`, `900`, `null`, `["10.0.0.0/8"]`) or plain text.
+    Set {
+        #[arg(long, default_value = SYSTEM_TENANT)]
+        tenant: String,
+        /// FIELD=VALUE pairs.
+        #[arg(required = true, value_name = "FIELD=VALUE")]
+        assignments: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +171,10 @@ pub fn main() -> ExitCode {
         Command::Migrate => migrate(settings),
         Command::Keys(command) => admin::keys(&settings, command),
         Command::SigningKeys(SigningKeysCommand::Rotate) => admin::rotate_signing_keys(&settings),
+        Command::Settings(SettingsCommand::Set {
+            tenant,
+            assignments,
+        }) => admin::set_settings(&settings, &tenant, &assignments),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,6 @@ pub mod fallback;
 pub mod health;
 pub mod json_body;
 pub mod keys;
+pub mod settings;
 pub mod token;
 pub mod wellknown;

@@ -5,4 +5,5 @@ mod helpers;
 mod health;
 mod keys;
 mod lifecycle;
+mod settings;
 mod token;

@@ -1,5 +1,7 @@
 //! Tenants and their policy rows.
 
+pub mod policy;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 

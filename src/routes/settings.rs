@@ -1,0 +1,35 @@
+//! `GET`/`PATCH /api/v1/settings`: the acting tenant's policy.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::Principal;
+use crate::domain::scope;
+use crate::error::ApiError;
+use crate::routes::json_body::is_json;
+use crate::startup::AppState;
+use crate::tenants::policy;
+
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(scope::ADMIN_SETTINGS)?;
+    let view = policy::view(&state, &principal.tenant).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+pub async fn patch(
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(scope::ADMIN_SETTINGS)?;
+    if !is_json(&req, true) {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be application/merge-patch+json or application/json".to_owned(),
+        ));
+    }
+    let view = policy::patch(&state, &principal, &body).await?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,433 @@
+//! A tenant's policy: reading it, and changing it as one validated,
+//! all-or-nothing merge patch with its `settings.updated` event.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use diesel::prelude::*;
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::audit::{self, Actor, Origin};
+use crate::auth::Principal;
+use crate::db::models::{Tenant, TenantAudience};
+use crate::db::schema::{api_keys, tenant_audiences, tenants};
+use crate::db::{self, AnyConnection};
+use crate::error::{ApiError, FieldError};
+use crate::routes::json_body::{Body, Field};
+use crate::startup::AppState;
+use crate::tokens::issue::ascii_quote;
+
+pub const MAX_AUDIENCES: usize = 50;
+pub const MAX_RANGES: usize = 100;
+const MAX_LIFETIME_S: i64 = 100 * 365 * 86_400;
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub tenant: String,
+    pub api_keys_enabled: bool,
+    pub default_key_lifetime_s: Option<i64>,
+    pub max_key_lifetime_s: Option<i64>,
+    pub max_keys_per_owner: i64,
+    pub default_token_ttl_s: i64,
+    pub max_token_ttl_s: i64,
+    pub require_ip_allowlist: bool,
+    pub allowed_ip_ranges: Vec<String>,
+    pub audiences: Vec<String>,
+    pub default_audience: String,
+    pub default_rate_limit_per_s: f64,
+    pub updated_at: String,
+}
+
+pub fn audiences_of(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<String>> {
+    tenant_audiences::table
+        .filter(tenant_audiences::tenant_id.eq(tenant_id))
+        .select(tenant_audiences::audience)
+        .order(tenant_audiences::audience)
+        .load(conn)
+}
+
+fn ranges(tenant: &Tenant) -> Vec<String> {
+    serde_json::from_str(&tenant.allowed_ip_ranges).unwrap_or_default()
+}
+
+fn to_view(tenant: &Tenant, audiences: Vec<String>) -> SettingsView {
+    SettingsView {
+        tenant: tenant.slug.clone(),
+        api_keys_enabled: tenant.api_keys_enabled,
+        default_key_lifetime_s: tenant.default_key_lifetime_s,
+        max_key_lifetime_s: tenant.max_key_lifetime_s,
+        max_keys_per_owner: tenant.max_keys_per_owner,
+        default_token_ttl_s: tenant.default_token_ttl_s,
+        max_token_ttl_s: tenant.max_token_ttl_s,
+        require_ip_allowlist: tenant.require_ip_allowlist,
+        allowed_ip_ranges: ranges(tenant),
+        audiences,
+        default_audience: tenant.default_audience.clone(),
+        default_rate_limit_per_s: tenant.default_rate_limit_per_s,
+        updated_at: tenant
+            .updated_at
+            .and_utc()
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
+}
+
+pub async fn view(state: &AppState, tenant: &Tenant) -> Result<SettingsView, ApiError> {
+    let tenant = tenant.clone();
+    db::run(&state.pool, move |conn| {
+        let fresh = super::find_by_id(conn, &tenant.id)?.ok_or(ApiError::NotFound)?;
+        let audiences = audiences_of(conn, &fresh.id)?;
+        Ok(to_view(&fresh, audiences))
+    })
+    .await
+}
+
+const FIELDS: &[&str] = &[
+    "api_keys_enabled",
+    "default_key_lifetime_s",
+    "max_key_lifetime_s",
+    "max_keys_per_owner",
+    "default_token_ttl_s",
+    "max_token_ttl_s",
+    "require_ip_allowlist",
+    "allowed_ip_ranges",
+    "audiences",
+    "default_audience",
+    "default_rate_limit_per_s",
+    "force",
+];
+
+/// A parsed settings patch: `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub api_keys_enabled: Option<bool>,
+    pub default_key_lifetime_s: Option<Option<i64>>,
+    pub max_key_lifetime_s: Option<Option<i64>>,
+    pub max_keys_per_owner: Option<i64>,
+    pub default_token_ttl_s: Option<i64>,
+    pub max_token_ttl_s: Option<i64>,
+    pub require_ip_allowlist: Option<bool>,
+    pub allowed_ip_ranges: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub default_audience: Option<String>,
+    pub default_rate_limit_per_s: Option<f64>,
+}
+
+fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
+    match field {
+        Field::Absent => None,
+        Field::Null => Some(None),
+        Field::Value(v) => Some(Some(v)),
+    }
+}
+
+fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
+    match field {
+        Field::Null => {
+            body.error(name, "cannot be null");
+            None
+        }
+        other => other.value(),
+    }
+}
+
+fn cidr(value: &str) -> Result<(), String> {
+    let net: IpNet = value
+        .parse()
+        .map_err(|_| format!("`{}` is not a CIDR", ascii_quote(value)))?;
+    if net.trunc() != net {
+        return Err(format!("`{value}` has host bits set (use {})", net.trunc()));
+    }
+    Ok(())
+}
+
+fn audience(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && (value.strip_prefix("urn:").is_some_and(|r| !r.is_empty())
+            || url::Url::parse(value).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` must be an absolute URI or a urn:",
+            ascii_quote(value)
+        ))
+    }
+}
+
+/// Parses a patch body; every bad field is named.
+pub fn parse(bytes: &[u8]) -> Result<(Changes, bool), ApiError> {
+    let mut body = Body::parse(bytes, FIELDS)?;
+    let f = body.boolean("api_keys_enabled");
+    let api_keys_enabled = not_null(&mut body, "api_keys_enabled", f);
+    let default_key_lifetime_s =
+        nullable(body.integer("default_key_lifetime_s", 60, MAX_LIFETIME_S));
+    let max_key_lifetime_s = nullable(body.integer("max_key_lifetime_s", 60, MAX_LIFETIME_S));
+    let f = body.integer("max_keys_per_owner", 1, 1000);
+    let max_keys_per_owner = not_null(&mut body, "max_keys_per_owner", f);
+    let f = body.integer("default_token_ttl_s", 30, 3600);
+    let default_token_ttl_s = not_null(&mut body, "default_token_ttl_s", f);
+    let f = body.integer("max_token_ttl_s", 30, 3600);
+    let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
+    let f = body.boolean("require_ip_allowlist");
+    let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
+    let f = body.strings("allowed_ip_ranges", MAX_RANGES, cidr);
+    let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
+    let f = body.strings("audiences", MAX_AUDIENCES, audience);
+    let audiences = not_null(&mut body, "audiences", f);
+    let f = body.string("default_audience", 1, 200);
+    let default_audience = not_null(&mut body, "default_audience", f);
+    if let Some(d) = &default_audience
+        && let Err(e) = audience(d)
+    {
+        body.error("default_audience", e);
+    }
+    let f = body.positive_number("default_rate_limit_per_s", 1_000_000.0);
+    let default_rate_limit_per_s = not_null(&mut body, "default_rate_limit_per_s", f);
+    let force = body.boolean("force").value().unwrap_or(false);
+    body.finish()?;
+    Ok((
+        Changes {
+            api_keys_enabled,
+            default_key_lifetime_s,
+            max_key_lifetime_s,
+            max_keys_per_owner,
+            default_token_ttl_s,
+            max_token_ttl_s,
+            require_ip_allowlist,
+            allowed_ip_ranges,
+            audiences,
+            default_audience,
+            default_rate_limit_per_s,
+        },
+        force,
+    ))
+}
+
+impl Changes {
+    /// The tenant as it would be, checked as a whole.
+    fn apply(&self, current: &Tenant, now: NaiveDateTime) -> Result<Tenant, ApiError> {
+        let mut t = current.clone();
+        if let Some(v) = self.api_keys_enabled {
+            t.api_keys_enabled = v;
+        }
+        if let Some(v) = self.default_key_lifetime_s {
+            t.default_key_lifetime_s = v;
+        }
+        if let Some(v) = self.max_key_lifetime_s {
+            t.max_key_lifetime_s = v;
+        }
+        if let Some(v) = self.max_keys_per_owner {
+            t.max_keys_per_owner = v;
+        }
+        if let Some(v) = self.default_token_ttl_s {
+            t.default_token_ttl_s = v;
+        }
+        if let Some(v) = self.max_token_ttl_s {
+            t.max_token_ttl_s = v;
+        }
+        if let Some(v) = self.require_ip_allowlist {
+            t.require_ip_allowlist = v;
+        }
+        if let Some(v) = &self.allowed_ip_ranges {
+            t.allowed_ip_ranges = serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        }
+        if let Some(v) = &self.default_audience {
+            t.default_audience = v.clone();
+        }
+        if let Some(v) = self.default_rate_limit_per_s {
+            t.default_rate_limit_per_s = v;
+        }
+        t.updated_at = now;
+        let mut errors = Vec::new();
+        if t.default_token_ttl_s > t.max_token_ttl_s {
+            errors.push(FieldError::new(
+                "default_token_ttl_s",
+                "must not exceed max_token_ttl_s",
+            ));
+        }
+        if let (Some(d), Some(m)) = (t.default_key_lifetime_s, t.max_key_lifetime_s)
+            && d > m
+        {
+            errors.push(FieldError::new(
+                "default_key_lifetime_s",
+                "must not exceed max_key_lifetime_s",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(ApiError::invalid_fields(errors))
+        }
+    }
+
+    fn changed_fields(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        macro_rules! note {
+            ($($f:ident),*) => { $( if self.$f.is_some() { out.push(stringify!($f)); } )* };
+        }
+        note!(
+            api_keys_enabled,
+            default_key_lifetime_s,
+            max_key_lifetime_s,
+            max_keys_per_owner,
+            default_token_ttl_s,
+            max_token_ttl_s,
+            require_ip_allowlist,
+            allowed_ip_ranges,
+            audiences,
+            default_audience,
+            default_rate_limit_per_s
+        );
+        out
+    }
+}
+
+/// Why a change would lock the caller out, if it would.
+fn locks_out(
+    new: &Tenant,
+    caller_allowlist: Option<&str>,
+    caller_ip: Option<IpAddr>,
+) -> Option<&'static str> {
+    if !new.api_keys_enabled {
+        return Some("api_keys_enabled=false would refuse your own requests");
+    }
+    let has_list = caller_allowlist
+        .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
+        .is_some_and(|l| !l.is_empty());
+    if new.require_ip_allowlist && !has_list {
+        return Some("require_ip_allowlist would stop your own key, which has no allow-list");
+    }
+    let ranges: Vec<IpNet> = ranges(new).iter().filter_map(|r| r.parse().ok()).collect();
+    if !ranges.is_empty() && !caller_ip.is_some_and(|ip| ranges.iter().any(|n| n.contains(&ip))) {
+        return Some("allowed_ip_ranges would exclude your own address");
+    }
+    None
+}
+
+/// Applies a patch in one transaction: the tenant row, its audiences and
+/// the audit event, or nothing.
+pub fn apply(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    changes: &Changes,
+    actor: &Actor,
+    origin: &Origin,
+    guard: impl FnOnce(&Tenant) -> Result<(), ApiError>,
+    now: NaiveDateTime,
+) -> Result<(Tenant, Vec<String>), ApiError> {
+    db::write_transaction(conn, |conn| {
+        super::lock(conn, tenant_id)?;
+        let current = super::find_by_id(conn, tenant_id)?.ok_or(ApiError::NotFound)?;
+        let new = changes.apply(&current, now)?;
+        guard(&new)?;
+        let mut wanted: BTreeSet<String> = match &changes.audiences {
+            Some(list) => list.iter().cloned().collect(),
+            None => audiences_of(conn, tenant_id)?.into_iter().collect(),
+        };
+        // The default audience is always registered.
+        wanted.insert(new.default_audience.clone());
+        let existing: BTreeSet<String> = audiences_of(conn, tenant_id)?.into_iter().collect();
+        for gone in existing.difference(&wanted) {
+            let pattern = format!("%{}%", serde_json::to_string(gone).unwrap_or_default());
+            let in_use: i64 = api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant_id))
+                .filter(api_keys::deleted_at.is_null())
+                .filter(api_keys::revoked_at.is_null())
+                .filter(api_keys::audiences.like(pattern))
+                .count()
+                .get_result(conn)?;
+            if in_use > 0 {
+                return Err(ApiError::Unprocessable {
+                    detail: format!("audience `{gone}` is held by {in_use} live key(s)"),
+                    errors: vec![FieldError::new(
+                        "audiences",
+                        "an audience in use cannot be removed",
+                    )],
+                });
+            }
+            diesel::delete(tenant_audiences::table.find(gone)).execute(conn)?;
+        }
+        for added in wanted.difference(&existing) {
+            let taken: Option<String> = tenant_audiences::table
+                .find(added)
+                .select(tenant_audiences::tenant_id)
+                .first(conn)
+                .optional()?;
+            if taken.is_some() {
+                return Err(ApiError::Conflict(format!(
+                    "audience `{}` is registered to another tenant",
+                    ascii_quote(added)
+                )));
+            }
+            diesel::insert_into(tenant_audiences::table)
+                .values(&TenantAudience {
+                    audience: added.clone(),
+                    tenant_id: tenant_id.to_owned(),
+                    created_at: now,
+                })
+                .execute(conn)?;
+        }
+        diesel::update(tenants::table.find(tenant_id))
+            .set(&new)
+            .execute(conn)?;
+        audit::write(
+            conn,
+            audit::Record {
+                tenant_id: Some(tenant_id),
+                action: "settings.updated",
+                actor,
+                origin,
+                target_type: "tenant",
+                target_id: tenant_id,
+                success: true,
+                details: serde_json::json!({ "fields": changes.changed_fields() }),
+            },
+            now,
+        )?;
+        Ok((new, wanted.into_iter().collect()))
+    })
+}
+
+/// `PATCH /api/v1/settings`.
+pub async fn patch(
+    state: &AppState,
+    principal: &Principal,
+    bytes: &[u8],
+) -> Result<SettingsView, ApiError> {
+    let (changes, force) = parse(bytes)?;
+    let tenant_id = principal.tenant.id.clone();
+    let own_tenant = principal.tenant.id == principal.home.id;
+    let caller_allowlist = principal.key.ip_allowlist.clone();
+    let caller_ip: Option<IpAddr> = principal
+        .origin
+        .ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok());
+    let actor = principal.actor();
+    let origin = principal.origin.clone();
+    let now = Utc::now().naive_utc();
+    db::run(&state.pool, move |conn| {
+        let guard = |new: &Tenant| {
+            if own_tenant
+                && !force
+                && let Some(why) = locks_out(new, caller_allowlist.as_deref(), caller_ip)
+            {
+                return Err(ApiError::Unprocessable {
+                    detail: format!("{why}; send \"force\": true to apply it anyway"),
+                    errors: vec![FieldError::new(
+                        "force",
+                        "required for a change that locks you out",
+                    )],
+                });
+            }
+            Ok(())
+        };
+        let (tenant, audiences) = apply(conn, &tenant_id, &changes, &actor, &origin, guard, now)?;
+        Ok(to_view(&tenant, audiences))
+    })
+    .await
+}
