@@ -50,6 +50,16 @@ impl Actor {
         }
     }
 
+    /// A caller that presented no usable key.
+    pub fn anonymous() -> Self {
+        Self {
+            kind: ActorKind::Key,
+            key_id: None,
+            sub: None,
+            tenant: None,
+        }
+    }
+
     pub fn key(key_id: &str, sub: &str, tenant: &str) -> Self {
         Self {
             kind: ActorKind::Key,
@@ -57,6 +67,14 @@ impl Actor {
             sub: Some(sub.to_owned()),
             tenant: Some(tenant.to_owned()),
         }
+    }
+}
+
+fn actor_type(kind: ActorKind) -> &'static str {
+    match kind {
+        ActorKind::Key => "key",
+        ActorKind::Cli => "cli",
+        ActorKind::System => "system",
     }
 }
 
@@ -85,12 +103,7 @@ pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) ->
         at,
         tenant_id: record.tenant_id.map(str::to_owned),
         action: record.action.to_owned(),
-        actor_type: match record.actor.kind {
-            ActorKind::Key => "key",
-            ActorKind::Cli => "cli",
-            ActorKind::System => "system",
-        }
-        .to_owned(),
+        actor_type: actor_type(record.actor.kind).to_owned(),
         actor_key_id: record.actor.key_id.clone(),
         actor_sub: record.actor.sub.clone(),
         actor_tenant: record.actor.tenant.clone(),
@@ -107,4 +120,177 @@ pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) ->
         .values(&event)
         .execute(conn)?;
     Ok(())
+}
+
+pub const ACTIONS: [&str; 15] = [
+    "key.created",
+    "key.updated",
+    "key.revoked",
+    "key.deleted",
+    "key.rotated",
+    "token.revoked",
+    "token.denied",
+    "settings.updated",
+    "tenant.created",
+    "tenant.updated",
+    "signing_key.rotated",
+    "signing_key.activated",
+    "signing_key.retired",
+    "signing_key.revoked",
+    "admin.denied",
+];
+
+/// The event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: String,
+    pub at: String,
+    pub tenant: Option<String>,
+    pub action: String,
+    pub actor: Actor,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub details: serde_json::Value,
+    pub count: i64,
+}
+
+impl EventView {
+    pub fn of(event: AuditEvent, tenant_slug: Option<&str>) -> Self {
+        let kind = match event.actor_type.as_str() {
+            "key" => ActorKind::Key,
+            "cli" => ActorKind::Cli,
+            _ => ActorKind::System,
+        };
+        Self {
+            at: event
+                .at
+                .and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            tenant: tenant_slug.map(str::to_owned),
+            action: event.action,
+            actor: Actor {
+                kind,
+                key_id: event.actor_key_id,
+                sub: event.actor_sub,
+                tenant: event.actor_tenant,
+            },
+            ip: event.ip,
+            request_id: event.request_id,
+            target_type: event.target_type,
+            target_id: event.target_id,
+            outcome: event.outcome,
+            details: serde_json::from_str(&event.details).unwrap_or_default(),
+            count: event.count,
+            id: event.id,
+        }
+    }
+}
+
+/// Filters of `GET /api/v1/audit-events`, already validated.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub action: Option<String>,
+    pub key_id: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+    pub before_id: Option<String>,
+}
+
+/// A tenant's events, newest first (ids are UUID v7).
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &Filter,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    use audit_events::dsl as e;
+    let mut query = e::audit_events
+        .filter(e::tenant_id.eq(tenant_id))
+        .select(AuditEvent::as_select())
+        .order(e::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(action) = &filter.action {
+        query = query.filter(e::action.eq(action.clone()));
+    }
+    if let Some(key_id) = &filter.key_id {
+        query = query.filter(
+            e::target_id
+                .eq(key_id.clone())
+                .or(e::actor_key_id.eq(key_id.clone())),
+        );
+    }
+    if let Some(actor) = &filter.actor {
+        query = query.filter(
+            e::actor_sub
+                .eq(actor.clone())
+                .or(e::actor_key_id.eq(actor.clone())),
+        );
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(e::at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(e::at.lt(until));
+    }
+    if let Some(before) = &filter.before_id {
+        query = query.filter(e::id.lt(before.clone()));
+    }
+    query.load(conn)
+}
+
+/// Records a denial without letting a flood of them fill the table: the
+/// first one for `dedup` in a minute is written, later ones only count.
+pub fn denied(
+    conn: &mut AnyConnection,
+    record: Record<'_>,
+    dedup: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    use audit_events::dsl as e;
+    let minute = at.and_utc().timestamp() / 60;
+    let key = format!("{}:{dedup}:{minute}", record.action);
+    let bumped = diesel::update(e::audit_events.filter(e::dedup_key.eq(&key)))
+        .set(e::count.eq(e::count + 1))
+        .execute(conn)?;
+    if bumped > 0 {
+        return Ok(());
+    }
+    let event = AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at,
+        tenant_id: record.tenant_id.map(str::to_owned),
+        action: record.action.to_owned(),
+        actor_type: actor_type(record.actor.kind).to_owned(),
+        actor_key_id: record.actor.key_id.clone(),
+        actor_sub: record.actor.sub.clone(),
+        actor_tenant: record.actor.tenant.clone(),
+        ip: record.origin.ip.clone(),
+        request_id: record.origin.request_id.clone(),
+        target_type: Some(record.target_type.to_owned()),
+        target_id: Some(record.target_id.to_owned()),
+        outcome: "failure".to_owned(),
+        details: record.details.to_string(),
+        count: 1,
+        dedup_key: Some(key.clone()),
+    };
+    match diesel::insert_into(audit_events::table)
+        .values(&event)
+        .execute(conn)
+    {
+        Ok(_) => Ok(()),
+        // Another request wrote the minute's row first: count on it.
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => diesel::update(e::audit_events.filter(e::dedup_key.eq(&key)))
+            .set(e::count.eq(e::count + 1))
+            .execute(conn)
+            .map(|_| ()),
+        Err(other) => Err(other),
+    }
 }

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::routes::{fallback, health, keys, settings, token, wellknown};
+use crate::routes::{audit, fallback, health, keys, settings, tenants, token, wellknown};
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
@@ -412,7 +412,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/settings")
                         .route(web::get().to(settings::get))
                         .route(web::patch().to(settings::patch)),
-                ),
+                )
+                .service(
+                    resource("/tenants")
+                        .route(web::post().to(tenants::create))
+                        .route(web::get().to(tenants::list)),
+                )
+                .service(resource("/tenants/{slug}").route(web::patch().to(tenants::patch)))
+                .service(resource("/audit-events").route(web::get().to(audit::list))),
         );
 }
 

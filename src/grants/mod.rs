@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::audit::{self, Actor, Origin};
 use crate::db::{self, AnyConnection};
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
@@ -134,6 +135,7 @@ pub async fn exchange(
     requested: Requested,
     flavor: Flavor,
     client_ip: Option<IpAddr>,
+    request_id: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let unknown = |flavor: &Flavor| match flavor {
         Flavor::Client => OAuthError::invalid_client(presented.scheme),
@@ -148,12 +150,56 @@ pub async fn exchange(
     let now = Utc::now();
     let now_naive = now.naive_utc();
 
+    let origin = Origin {
+        ip: client_ip.map(|ip| ip.to_string()),
+        request_id,
+    };
     let outcome = db::run(&state.pool, move |conn| {
         let Some(candidate) = authenticate(conn, &secret, expected_id.as_deref(), now_naive)?
         else {
+            let bucket = address_bucket(client_ip);
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: None,
+                    action: "token.denied",
+                    actor: &Actor::anonymous(),
+                    origin: &origin,
+                    target_type: "address",
+                    target_id: &bucket,
+                    success: false,
+                    details: serde_json::json!({ "reason": "unknown_key" }),
+                },
+                &format!("unknown:{bucket}"),
+                now_naive,
+            )?;
             return Ok::<_, OAuthError>(Outcome::Unknown);
         };
         if let Err(refusal) = admit(&candidate, client_ip) {
+            let reason = match refusal {
+                Refusal::Disabled => "api_keys_disabled",
+                Refusal::Address => "address_not_allowed",
+            };
+            let key = &candidate.key;
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: Some(&key.tenant_id),
+                    action: "token.denied",
+                    actor: &Actor::key(
+                        &key.id,
+                        key.owner.as_deref().unwrap_or_default(),
+                        &candidate.tenant.slug,
+                    ),
+                    origin: &origin,
+                    target_type: "key",
+                    target_id: &key.id,
+                    success: false,
+                    details: serde_json::json!({ "reason": reason }),
+                },
+                &format!("{}:{reason}", key.id),
+                now_naive,
+            )?;
             return Ok(Outcome::Refused(refusal));
         }
         let decision = match issue::decide(&candidate, &requested, &admin_audience, now_naive) {
@@ -224,6 +270,18 @@ pub async fn exchange(
             Flavor::Client => None,
         },
     })
+}
+
+/// Unknown-key denials are summarised per address: an IPv4 address, or the
+/// /64 an IPv6 address belongs to.
+fn address_bucket(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) => IpNet::new(IpAddr::V6(v6), 64)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+        Some(v4) => v4.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Splits `Authorization` into scheme and credentials; the scheme compares

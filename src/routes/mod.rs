@@ -1,10 +1,12 @@
 //! HTTP handlers, one file per resource. Handlers extract, call one service
 //! function and serialize; the route table itself lives in `startup.rs`.
 
+pub mod audit;
 pub mod fallback;
 pub mod health;
 pub mod json_body;
 pub mod keys;
 pub mod settings;
+pub mod tenants;
 pub mod token;
 pub mod wellknown;

@@ -1,7 +1,7 @@
 //! `POST /oauth/token` (client_credentials, RFC 8693 token exchange) and
 //! `POST /api/v1/token` (the one-header form).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::client_ip::client_ip;
 use crate::db;
@@ -10,9 +10,14 @@ use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Flavor, client_credentials, simple, token_exchange};
 use crate::keys::secret::ApiKeySecret;
 use crate::startup::AppState;
+use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
 
 fn requested(form: &FormParams) -> Requested {
     Requested {
@@ -42,7 +47,15 @@ pub async fn oauth_token(
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some(CLIENT_CREDENTIALS) => {
             let presented = client_credentials::credentials(&req, &mut form)?;
-            grants::exchange(&state, presented, requested(&form), Flavor::Client, ip).await?
+            grants::exchange(
+                &state,
+                presented,
+                requested(&form),
+                Flavor::Client,
+                ip,
+                request_id(&req),
+            )
+            .await?
         }
         Some(token_exchange::GRANT_TYPE) => {
             let exchange = token_exchange::parse(&req, &mut form)?;
@@ -51,7 +64,15 @@ pub async fn oauth_token(
                 None => None,
             };
             let flavor = exchange.flavor(client_key_id);
-            grants::exchange(&state, exchange.subject, requested(&form), flavor, ip).await?
+            grants::exchange(
+                &state,
+                exchange.subject,
+                requested(&form),
+                flavor,
+                ip,
+                request_id(&req),
+            )
+            .await?
         }
         Some(_) => {
             return Err(OAuthError::new(
@@ -93,6 +114,14 @@ pub async fn api_token(
     let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
     let requested = simple::requested(&req, &body)?;
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    let response = grants::exchange(&state, presented, requested, Flavor::Client, ip).await?;
+    let response = grants::exchange(
+        &state,
+        presented,
+        requested,
+        Flavor::Client,
+        ip,
+        request_id(&req),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(response))
 }

@@ -97,3 +97,47 @@ pub fn lock(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<()> {
         .execute(conn)?;
     Ok(())
 }
+
+/// `^[a-z0-9][a-z0-9-]{1,39}$`
+pub fn is_valid_slug(slug: &str) -> bool {
+    let bytes = slug.as_bytes();
+    (2..=40).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// All tenants, by id (creation order), after `after`.
+pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<Tenant>> {
+    let mut query = tenants::table
+        .select(Tenant::as_select())
+        .order(tenants::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(tenants::id.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+pub fn rename(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(tenants::table.find(id))
+        .set((tenants::name.eq(name), tenants::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Which tenant (id) an audience is registered to.
+pub fn audience_owner(conn: &mut AnyConnection, audience: &str) -> QueryResult<Option<String>> {
+    tenant_audiences::table
+        .find(audience)
+        .select(tenant_audiences::tenant_id)
+        .first(conn)
+        .optional()
+}

@@ -6,4 +6,5 @@ mod health;
 mod keys;
 mod lifecycle;
 mod settings;
+mod tenants;
 mod token;

@@ -1,0 +1,134 @@
+//! `GET /api/v1/audit-events`: the acting tenant's events, newest first.
+
+use actix_web::{HttpResponse, web};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, ACTIONS, EventView, Filter};
+use crate::auth::Principal;
+use crate::db;
+use crate::domain::scope;
+use crate::error::{ApiError, FieldError};
+use crate::keys::manage::{Page, open_cursor, seal_cursor};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    action: Option<String>,
+    key_id: Option<String>,
+    actor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditCursor {
+    t: String,
+    f: String,
+    k: String,
+}
+
+pub async fn list(
+    principal: Principal,
+    query: web::Query<Query>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(scope::ADMIN_AUDIT)?;
+    let q = query.into_inner();
+    let mut errors = Vec::new();
+    if let Some(action) = &q.action
+        && !ACTIONS.contains(&action.as_str())
+    {
+        errors.push(FieldError::new("action", "is not an audit action"));
+    }
+    for (name, value) in [("key_id", &q.key_id), ("actor", &q.actor)] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 200)
+        {
+            errors.push(FieldError::new(name, "must be 1 to 200 characters"));
+        }
+    }
+    let mut time = |name: &str, raw: &Option<String>| {
+        raw.as_ref()
+            .and_then(|r| match DateTime::parse_from_rfc3339(r) {
+                Ok(t) => Some(t.naive_utc()),
+                Err(_) => {
+                    errors.push(FieldError::new(name, "must be an RFC 3339 date-time"));
+                    None
+                }
+            })
+    };
+    let since = time("since", &q.since);
+    let until = time("until", &q.until);
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 200",
+                ));
+                50
+            }
+        },
+    };
+    let digest = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        q.action, q.key_id, q.actor, q.since, q.until
+    );
+    let before_id = match &q.cursor {
+        None => None,
+        Some(raw) => match open_cursor::<AuditCursor>(&state.master, raw) {
+            Some(c) if c.t == principal.tenant.id && c.f == digest => Some(c.k),
+            _ => {
+                errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this list returned (for these filters)",
+                ));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    let filter = Filter {
+        action: q.action,
+        key_id: q.key_id,
+        actor: q.actor,
+        since,
+        until,
+        before_id,
+    };
+    let tenant_id = principal.tenant.id.clone();
+    let mut rows = db::run(&state.pool, move |conn| {
+        audit::list(conn, &tenant_id, &filter, limit + 1).map_err(ApiError::from)
+    })
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(seal_cursor(
+            &state.master,
+            &AuditCursor {
+                t: principal.tenant.id.clone(),
+                f: digest,
+                k: last.id.clone(),
+            },
+        )),
+        _ => None,
+    };
+    let slug = principal.tenant.slug.clone();
+    Ok(HttpResponse::Ok().json(Page {
+        items: rows
+            .into_iter()
+            .map(|e| EventView::of(e, Some(&slug)))
+            .collect::<Vec<_>>(),
+        next_cursor,
+    }))
+}
