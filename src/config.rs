@@ -40,8 +40,15 @@ struct RawSettings {
     usage: UsageSettings,
     limits: LimitSettings,
     audit: AuditSettings,
+    janitor: JanitorSettings,
     metrics: MetricsSettings,
     cors: CorsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSettings {
+    pub interval_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +244,7 @@ pub struct Settings {
     pub usage: UsageSettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
+    pub janitor: JanitorSettings,
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
 }
@@ -397,6 +405,7 @@ impl RawSettings {
             100_000,
         )?;
         check_range("audit.retention_days", self.audit.retention_days, 1, 36_500)?;
+        check_range("janitor.interval_s", self.janitor.interval_s, 1, 3_600)?;
         check_range(
             "tokens.max_jwt_bytes",
             self.tokens.max_jwt_bytes,
@@ -445,6 +454,7 @@ impl RawSettings {
             usage: self.usage,
             limits: self.limits,
             audit: self.audit,
+            janitor: self.janitor,
             metrics: self.metrics,
             cors: self.cors,
         })

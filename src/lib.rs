@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod grants;
+pub mod janitor;
 pub mod keys;
 pub mod routes;
 pub mod startup;

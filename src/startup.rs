@@ -95,7 +95,10 @@ impl Application {
         options: StartOptions,
     ) -> Result<Self, StartupError> {
         crate::tokens::crypto::install();
-        let pool = open_database(&settings).await?;
+        // Start-up runs on one direct connection; the pool (and its
+        // background threads) exists only once start-up has succeeded, so
+        // a failed start exits with nothing half-open.
+        migrate_database(&settings).await?;
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
                 addr: settings.server.bind,
@@ -109,11 +112,11 @@ impl Application {
         let settings = Arc::new(settings);
         let prepared = {
             let settings = settings.clone();
-            let pool = pool.clone();
-            tokio::task::spawn_blocking(move || prepare(&settings, &pool, &options))
+            tokio::task::spawn_blocking(move || prepare(&settings, &options))
                 .await
                 .map_err(|e| StartupError::Other(e.to_string()))??
         };
+        let pool = db::pool(&settings.database);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -157,16 +160,12 @@ struct Prepared {
 }
 
 /// Blocking start-up work: master key, signing keys, bootstrap.
-fn prepare(
-    settings: &Settings,
-    pool: &Pool,
-    options: &StartOptions,
-) -> Result<Prepared, StartupError> {
-    let mut conn = db::connection(pool).map_err(|source| StartupError::Database {
+fn prepare(settings: &Settings, options: &StartOptions) -> Result<Prepared, StartupError> {
+    let mut conn = db::connect(&settings.database).map_err(|source| StartupError::Database {
         target: settings.database.target.describe(),
         source,
     })?;
-    let conn = conn.get();
+    let conn = &mut conn;
     let master = open_master_key(settings, conn, options.master_key_file.as_deref())?;
     let now = Utc::now().naive_utc();
     signing::ensure_keys(conn, &master, &settings.signing, now)?;
@@ -280,14 +279,35 @@ fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
         let mut flush =
             tokio::time::interval(Duration::from_millis(settings.usage.flush_interval_ms));
         let mut reload = tokio::time::interval(Duration::from_secs(settings.signing.reload_s));
+        let mut janitor = tokio::time::interval(Duration::from_secs(settings.janitor.interval_s));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.tick().await;
+        // A replica's lease identity: unique per process.
+        let holder = uuid::Uuid::now_v7().to_string();
         loop {
             tokio::select! {
                 _ = flush.tick() => {
                     if let Err(err) = state.usage.flush(&state.pool).await {
                         tracing::warn!(error = %err, "usage flush failed; will retry");
+                    }
+                }
+                _ = janitor.tick() => {
+                    let st = state.clone();
+                    let holder = holder.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        let mut conn = db::connection(&st.pool)?;
+                        crate::janitor::run_once(conn.get(), &st.settings, &holder, Utc::now().naive_utc())
+                    })
+                    .await;
+                    match result {
+                        Ok(Ok(Some(purged))) if purged != crate::janitor::Purged::default() => {
+                            tracing::info!(?purged, "janitor purged expired rows");
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(err)) => tracing::warn!(error = %err, "janitor failed"),
+                        Err(err) => tracing::warn!(error = %err, "janitor failed"),
                     }
                 }
                 _ = reload.tick() => {
@@ -312,8 +332,8 @@ fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
     state.keyring.reload(&rows, &state.master, now)
 }
 
-/// Opens the pool, proves the database answers, and applies migrations.
-pub async fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
+/// Proves the database answers and applies migrations, on one connection.
+pub async fn migrate_database(settings: &Settings) -> Result<(), StartupError> {
     let target = settings.database.target.describe();
     let fail = |source| StartupError::Database {
         target: target.clone(),
@@ -331,7 +351,7 @@ pub async fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
     .await
     .map_err(|e| StartupError::Other(e.to_string()))?
     .map_err(fail)?;
-    Ok(db::pool(&settings.database))
+    Ok(())
 }
 
 fn serve(
@@ -394,6 +414,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(no_store())
+                .wrap(from_fn(crate::auth::denials::record))
                 .service(resource("/token").route(web::post().to(token::api_token)))
                 .service(
                     resource("/keys")

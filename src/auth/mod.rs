@@ -6,6 +6,8 @@
 //! `Bearer realm="keymint"`; a bad token → 401 `error="invalid_token"`;
 //! a missing permission → 403 `error="insufficient_scope"` naming it.
 
+pub mod denials;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -193,6 +195,8 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
             found.ok_or(ApiError::NotFound)?
         }
     };
+    req.extensions_mut()
+        .insert(denials::AuthenticatedTenant(tenant.id.clone()));
     let origin = Origin {
         ip: client_ip(&req, &state.settings.server.trusted_proxies).map(|ip| ip.to_string()),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),

@@ -221,7 +221,7 @@ fn migrate(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        startup::open_database(&settings)
+        startup::migrate_database(&settings)
             .await
             .map_err(|e| e.to_string())?;
         println!("migrations are up to date");

@@ -274,7 +274,7 @@ pub async fn exchange(
 
 /// Unknown-key denials are summarised per address: an IPv4 address, or the
 /// /64 an IPv6 address belongs to.
-fn address_bucket(ip: Option<IpAddr>) -> String {
+pub fn address_bucket(ip: Option<IpAddr>) -> String {
     match ip {
         Some(IpAddr::V6(v6)) => IpNet::new(IpAddr::V6(v6), 64)
             .map(|n| n.trunc().to_string())

@@ -312,6 +312,11 @@ impl ServerProcess {
         }
     }
 
+    /// Kills the process and waits until it is gone.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }

@@ -190,7 +190,7 @@ fn snapshot(db: &TestDatabase) -> String {
 async fn a_wrong_master_key_stops_the_start_and_changes_nothing(backend: Backend) {
     let db = TestDatabase::new(backend);
     let server = ServerProcess::start(&db, &[]).await;
-    drop(server); // killed: the database now has keys under the first master key
+    server.stop().await; // the database now has keys under the first master key
     let before = snapshot(&db);
 
     let other = db.dir.path().join("other-master.key");
@@ -211,7 +211,7 @@ async fn a_wrong_master_key_stops_the_start_and_changes_nothing(backend: Backend
         &[("KEYMINT_MASTER_KEY_FILE", &other), ("RUST_LOG", "off")],
     )
     .await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("is not the one this database was written with"),
         "{stderr}"
@@ -288,7 +288,7 @@ async fn bootstrap_prints_or_writes_the_key_once() {
 
     // Not a terminal and no flag, no file: the tenant is made, no key.
     let server = ServerProcess::start(&db, &[]).await;
-    drop(server);
+    server.stop().await;
     {
         use diesel::prelude::*;
         let mut conn = db.connect();

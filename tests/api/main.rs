@@ -3,6 +3,7 @@
 mod helpers;
 
 mod health;
+mod janitor;
 mod keys;
 mod lifecycle;
 mod settings;
