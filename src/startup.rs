@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::routes::{audit, fallback, health, keys, settings, tenants, token, wellknown};
+use crate::routes::{audit, fallback, health, keys, oauth, settings, tenants, token, wellknown};
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
@@ -409,7 +409,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/oauth")
                 .wrap(no_store())
-                .service(resource("/token").route(web::post().to(token::oauth_token))),
+                .service(resource("/token").route(web::post().to(token::oauth_token)))
+                .service(resource("/introspect").route(web::post().to(oauth::introspect)))
+                .service(resource("/revoke").route(web::post().to(oauth::revoke))),
         )
         .service(
             web::scope("/api/v1")
@@ -429,6 +431,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(keys::delete)),
                 )
                 .service(resource("/keys/{id}/revoke").route(web::post().to(keys::revoke)))
+                .service(resource("/keys/{id}/rotate").route(web::post().to(keys::rotate)))
                 .service(
                     resource("/settings")
                         .route(web::get().to(settings::get))

@@ -116,7 +116,7 @@ fn load_caller(
     Ok(Some((key, tenant, revoked)))
 }
 
-async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
+pub async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -139,7 +139,7 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
         &state.keyring,
         &token,
         &settings.issuer,
-        &settings.admin_audience,
+        Some(&settings.admin_audience),
         now.timestamp(),
     )
     .map_err(|e| invalid_token(&e.to_string()))?;

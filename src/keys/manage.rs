@@ -1041,3 +1041,124 @@ async fn revoke_ids(
     })
     .await
 }
+
+/// The rotate response: the view, the new secret (shown this once) and until
+/// when the previous secret still works.
+#[derive(Debug, Serialize)]
+pub struct RotatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    pub key: String,
+}
+
+pub const MAX_GRACE_S: i64 = 604_800;
+
+/// `POST /api/v1/keys/{id}/rotate`: a new secret under the same id; the
+/// previous one works until the grace period ends (never past the key's own
+/// expiry). Rotating again kills the previous secret at once.
+pub async fn rotate(
+    state: &AppState,
+    principal: Principal,
+    id: &str,
+    bytes: &[u8],
+) -> Result<RotatedKey, ApiError> {
+    can_manage(&principal)?;
+    let mut body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Body::empty()
+    } else {
+        Body::parse(bytes, &["grace_period_s"])?
+    };
+    let grace = body
+        .integer("grace_period_s", 0, MAX_GRACE_S)
+        .value()
+        .unwrap_or(0);
+    body.finish()?;
+    let key = visible(state, &principal, id).await?;
+    let now = Utc::now().naive_utc();
+    if key.status(now) != crate::keys::Status::Active {
+        return Err(ApiError::Conflict(format!(
+            "the key is {}; only active keys rotate",
+            key.status(now).as_str()
+        )));
+    }
+    let secret = crate::keys::secret::ApiKeySecret::generate(
+        &state.settings.tokens.key_prefix,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(ApiError::internal)?;
+    let advanced = key.security_level == SecurityLevel::Advanced.as_str();
+    let previous_until = (grace > 0).then(|| {
+        let end = now + chrono::Duration::seconds(grace);
+        key.expires_at.map_or(end, |exp| end.min(exp))
+    });
+    let changes = Rotation {
+        start: secret.start(),
+        secret_hash: (!advanced).then(|| secret.hash().as_bytes().to_vec()),
+        previous_secret_hash: previous_until.and(key.secret_hash.clone()),
+        secret_enc: if advanced {
+            Some(encrypt_secret(&state.master, &key, secret.expose())?)
+        } else {
+            None
+        },
+        previous_secret_enc: previous_until.and(key.secret_enc.clone()),
+        previous_expires_at: previous_until,
+        updated_at: now,
+    };
+    let actor = principal.actor();
+    let origin = principal.origin.clone();
+    let tenant_id = principal.tenant.id.clone();
+    let key_id = key.id.clone();
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            let n = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(&key_id))
+                    .filter(api_keys::tenant_id.eq(&tenant_id))
+                    .filter(api_keys::revoked_at.is_null())
+                    .filter(api_keys::deleted_at.is_null()),
+            )
+            .set(&changes)
+            .execute(conn)?;
+            if n == 0 {
+                return Err(ApiError::Conflict("the key is revoked; it cannot rotate".into()));
+            }
+            audit::write(
+                conn,
+                audit::Record {
+                    tenant_id: Some(&tenant_id),
+                    action: "key.rotated",
+                    actor: &actor,
+                    origin: &origin,
+                    target_type: "key",
+                    target_id: &key_id,
+                    success: true,
+                    details: serde_json::json!({
+                        "grace_period_s": grace,
+                        "previous_expires_at": changes.previous_expires_at.map(|t| t.and_utc().to_rfc3339()),
+                    }),
+                },
+                now,
+            )?;
+            store::find(conn, &tenant_id, &key_id)?.ok_or(ApiError::NotFound)
+        })
+    })
+    .await?;
+    Ok(RotatedKey {
+        view: KeyView::of(&updated, &principal.tenant.slug, now),
+        key: secret.expose().to_owned(),
+    })
+}
+
+/// Every secret column is set, so a rotation without grace clears the
+/// previous secret (`treat_none_as_null`).
+#[derive(AsChangeset)]
+#[diesel(table_name = api_keys, treat_none_as_null = true)]
+struct Rotation {
+    start: String,
+    secret_hash: Option<Vec<u8>>,
+    previous_secret_hash: Option<Vec<u8>>,
+    secret_enc: Option<Vec<u8>>,
+    previous_secret_enc: Option<Vec<u8>>,
+    previous_expires_at: Option<NaiveDateTime>,
+    updated_at: NaiveDateTime,
+}

@@ -94,3 +94,14 @@ pub async fn delete(
     manage::delete(&state, principal, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+pub async fn rotate(
+    req: HttpRequest,
+    principal: Principal,
+    id: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    json_body(&req, &body, false)?;
+    Ok(HttpResponse::Ok().json(manage::rotate(&state, principal, &id, &body).await?))
+}

@@ -6,6 +6,7 @@ pub mod fallback;
 pub mod health;
 pub mod json_body;
 pub mod keys;
+pub mod oauth;
 pub mod settings;
 pub mod tenants;
 pub mod token;

@@ -28,7 +28,7 @@ pub fn verify(
     keyring: &KeyRing,
     token: &str,
     issuer: &str,
-    audience: &str,
+    audience: Option<&str>,
     now_unix: i64,
 ) -> Result<AccessClaims, VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
@@ -49,7 +49,11 @@ pub fn verify(
     validation.leeway = LEEWAY_S as u64;
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
+    match audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        // The caller checks `aud` itself (introspection, revocation).
+        None => validation.validate_aud = false,
+    }
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
         .map_err(|e| VerifyError::Invalid(e.to_string()))?;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod hardening;
 mod health;
 mod janitor;
 mod keys;

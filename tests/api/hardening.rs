@@ -1,0 +1,394 @@
+//! Key rotation with grace, introspection and revocation.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::keys::{admin_token, call, create_key};
+use crate::token::{Form, exchange, exchange_as};
+
+backend_tests!(
+    rotation_keeps_the_old_secret_only_through_its_grace,
+    introspection_answers_active_only_for_good_tokens,
+    clients_revoke_their_own_tokens_and_keys,
+);
+
+async fn token_of(app: &TestApp, secret: &str, params: &[(&str, &str)]) -> String {
+    let response = exchange(app, Form::XApiKey, secret, params).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+async fn rotation_keeps_the_old_secret_only_through_its_grace(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let key = create_key(&app, &admin, json!({"name": "rotating", "scopes": ["a"]})).await;
+    let id = key["id"].as_str().unwrap();
+    let old = key["key"].as_str().unwrap().to_owned();
+
+    let response = call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{id}/rotate"),
+        &admin,
+        Some(json!({"grace_period_s": 2})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let new = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rotated["id"], id, "the id is kept");
+    assert!(rotated["previous_expires_at"].is_string());
+
+    // Both work now; a token from the old secret never outlives its grace.
+    for secret in [&old, &new] {
+        assert_eq!(
+            exchange(&app, Form::XApiKey, secret, &[]).await.status(),
+            200
+        );
+    }
+    let response = exchange_as(&app, Form::Basic, Some(id), &old, &[("expires_in", "600")]).await;
+    let body: Value = response.json().await.unwrap();
+    assert!(body["expires_in"].as_i64().unwrap() <= 2, "{body}");
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(exchange(&app, Form::XApiKey, &old, &[]).await.status(), 401);
+    assert_eq!(exchange(&app, Form::XApiKey, &new, &[]).await.status(), 200);
+
+    // Rotating again without grace kills the previous secret at once.
+    let again: Value = call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{id}/rotate"),
+        &admin,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["previous_expires_at"], Value::Null);
+    assert_eq!(exchange(&app, Form::XApiKey, &new, &[]).await.status(), 401);
+    assert_eq!(
+        exchange(&app, Form::XApiKey, again["key"].as_str().unwrap(), &[])
+            .await
+            .status(),
+        200
+    );
+
+    // Revoked keys do not rotate; bounds are checked.
+    call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{id}/revoke"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &format!("/api/v1/keys/{id}/rotate"),
+            &admin,
+            None
+        )
+        .await
+        .status(),
+        409
+    );
+    let other = create_key(&app, &admin, json!({"name": "o"})).await;
+    let response = call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{}/rotate", other["id"].as_str().unwrap()),
+        &admin,
+        Some(json!({"grace_period_s": 604801})),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let events: Value = call(
+        &app,
+        "GET",
+        "/api/v1/audit-events?action=key.rotated",
+        &admin,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+}
+
+async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let inspector = create_key(
+        &app,
+        &admin,
+        json!({"name": "gateway", "scopes": ["tokens:introspect"]}),
+    )
+    .await;
+    let inspector_id = inspector["id"].as_str().unwrap().to_owned();
+    let inspector_auth = basic(&inspector_id, inspector["key"].as_str().unwrap());
+    let svc = create_key(
+        &app,
+        &admin,
+        json!({"name": "svc", "owner": "svc-a", "scopes": ["read", "write"]}),
+    )
+    .await;
+    let svc_secret = svc["key"].as_str().unwrap().to_owned();
+    let token = token_of(&app, &svc_secret, &[("scope", "read")]).await;
+
+    let introspect = |auth: String, token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/oauth/introspect"))
+                .header("Authorization", auth)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = introspect(inspector_auth.clone(), token.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["scope"], "read");
+    assert_eq!(body["sub"], "svc-a");
+    assert_eq!(body["client_id"], svc["id"]);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["tid"], "default");
+    for member in ["aud", "iss", "exp", "iat", "nbf", "jti"] {
+        assert!(body.get(member).is_some(), "{member}");
+    }
+    // A Bearer admin token holding tokens:introspect may ask too.
+    let bearer = format!("Bearer {admin}");
+    let body: Value = introspect(bearer.clone(), token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["active"], true);
+
+    // Inactive: garbage, an API-key secret, an admin-audience token, a
+    // tampered token — all exactly {"active":false}.
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for candidate in [
+        "garbage".to_owned(),
+        svc_secret.clone(),
+        admin.clone(),
+        tampered,
+    ] {
+        let body: Value = introspect(inspector_auth.clone(), candidate)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body, json!({"active": false}));
+    }
+
+    // Another tenant's token is inactive to this tenant's caller.
+    call(
+        &app,
+        "POST",
+        "/api/v1/tenants",
+        &admin,
+        Some(json!({"slug": "other", "name": "Other"})),
+    )
+    .await;
+    let foreign = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .header("X-Tenant", "other")
+        .json(&json!({"name": "f", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    let foreign: Value = foreign.json().await.unwrap();
+    let foreign_token = token_of(&app, foreign["key"].as_str().unwrap(), &[]).await;
+    let body: Value = introspect(inspector_auth.clone(), foreign_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+
+    // The key revoked after issuing: its token turns inactive.
+    call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{}/revoke", svc["id"].as_str().unwrap()),
+        &admin,
+        None,
+    )
+    .await;
+    let body: Value = introspect(inspector_auth.clone(), token.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+
+    // Callers without tokens:introspect, or not authenticated, are refused.
+    let plain = create_key(&app, &admin, json!({"name": "plain", "scopes": ["read"]})).await;
+    let response = introspect(
+        basic(
+            plain["id"].as_str().unwrap(),
+            plain["key"].as_str().unwrap(),
+        ),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let response = introspect(basic(&inspector_id, "km_wrong"), token.clone()).await;
+    assert_eq!(response.status(), 401);
+}
+
+async fn clients_revoke_their_own_tokens_and_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let inspector = create_key(
+        &app,
+        &admin,
+        json!({"name": "gw", "scopes": ["tokens:introspect"]}),
+    )
+    .await;
+    let inspector_auth = basic(
+        inspector["id"].as_str().unwrap(),
+        inspector["key"].as_str().unwrap(),
+    );
+    let svc = create_key(&app, &admin, json!({"name": "svc", "scopes": ["read"]})).await;
+    let svc_id = svc["id"].as_str().unwrap().to_owned();
+    let svc_secret = svc["key"].as_str().unwrap().to_owned();
+    let svc_auth = basic(&svc_id, &svc_secret);
+    let token = token_of(&app, &svc_secret, &[]).await;
+
+    let revoke = |auth: Option<String>, token: String| {
+        let app = &app;
+        async move {
+            let mut request = app
+                .client
+                .post(app.url("/oauth/revoke"))
+                .form(&[("token", token)]);
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    let introspect = |token: String| {
+        let app = &app;
+        let auth = inspector_auth.clone();
+        async move {
+            let body: Value = app
+                .client
+                .post(app.url("/oauth/introspect"))
+                .header("Authorization", auth)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["active"].as_bool().unwrap()
+        }
+    };
+    assert!(introspect(token.clone()).await);
+
+    // Another client cannot revoke it: 200, no effect.
+    let response = revoke(Some(inspector_auth.clone()), token.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert!(introspect(token.clone()).await);
+
+    // Its own client can: the jti is denied until exp.
+    let response = revoke(Some(svc_auth.clone()), token.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(!introspect(token.clone()).await);
+    // Revoking again, or revoking nonsense, is still 200.
+    assert_eq!(
+        revoke(Some(svc_auth.clone()), token.clone()).await.status(),
+        200
+    );
+    assert_eq!(
+        revoke(Some(svc_auth.clone()), "nonsense".into())
+            .await
+            .status(),
+        200
+    );
+    // Bad client credentials are refused.
+    assert_eq!(
+        revoke(Some(basic(&svc_id, "km_wrong")), token.clone())
+            .await
+            .status(),
+        401
+    );
+
+    // The admin API sees a revoked admin token as revoked at once.
+    let dev = create_key(
+        &app,
+        &admin,
+        json!({"name": "dev", "scopes": ["admin:keys:read"]}),
+    )
+    .await;
+    let dev_token = admin_token(&app, dev["key"].as_str().unwrap()).await;
+    assert_eq!(
+        call(&app, "GET", "/api/v1/keys", &dev_token, None)
+            .await
+            .status(),
+        200
+    );
+    let dev_auth = basic(dev["id"].as_str().unwrap(), dev["key"].as_str().unwrap());
+    assert_eq!(
+        revoke(Some(dev_auth), dev_token.clone()).await.status(),
+        200
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/v1/keys", &dev_token, None)
+            .await
+            .status(),
+        401
+    );
+
+    // A bare secret in `token` revokes its own key.
+    let fresh = token_of(&app, &svc_secret, &[]).await;
+    assert_eq!(revoke(None, svc_secret.clone()).await.status(), 200);
+    assert_eq!(
+        exchange(&app, Form::XApiKey, &svc_secret, &[])
+            .await
+            .status(),
+        401
+    );
+    assert!(!introspect(fresh).await, "its tokens are inactive too");
+    let events: Value = call(
+        &app,
+        "GET",
+        "/api/v1/audit-events?action=token.revoked",
+        &admin,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+}
