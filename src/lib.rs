@@ -14,6 +14,7 @@ pub mod error;
 pub mod grants;
 pub mod janitor;
 pub mod keys;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -33,6 +33,7 @@ pub struct AppState {
     pub keyring: Arc<KeyRing>,
     pub usage: Arc<Usage>,
     pub master: Arc<MasterKey>,
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 /// Choices made by whoever starts the server, beyond the configuration.
@@ -123,6 +124,9 @@ impl Application {
             keyring: Arc::new(prepared.keyring),
             usage: Arc::new(Usage::default()),
             master: Arc::new(prepared.master),
+            limiter: Arc::new(crate::limits::Limiter::new(
+                settings.limits.failed_auth_per_minute,
+            )),
         });
         if let Some(secret) = prepared.bootstrap_secret {
             println!("{}{}", bootstrap::STDOUT_MARKER, secret.expose());

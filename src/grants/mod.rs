@@ -137,10 +137,18 @@ pub async fn exchange(
     client_ip: Option<IpAddr>,
     request_id: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
-    let unknown = |flavor: &Flavor| match flavor {
-        Flavor::Client => OAuthError::invalid_client(presented.scheme),
-        Flavor::TokenExchange { .. } => OAuthError::invalid_request("subject_token is invalid"),
+    let scheme = presented.scheme;
+    let unknown = |flavor: &Flavor| {
+        state.limiter.record_failure(client_ip);
+        match flavor {
+            Flavor::Client => OAuthError::invalid_client(scheme),
+            Flavor::TokenExchange { .. } => OAuthError::invalid_request("subject_token is invalid"),
+        }
     };
+    state
+        .limiter
+        .check_address(client_ip)
+        .map_err(OAuthError::rate_limited)?;
     let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
         return Err(unknown(&flavor));
     };
@@ -244,6 +252,15 @@ pub async fn exchange(
         ));
     }
 
+    let rate = candidate
+        .key
+        .rate_limit_per_s
+        .unwrap_or(candidate.tenant.default_rate_limit_per_s);
+    state
+        .limiter
+        .take(&candidate.key.id, rate)
+        .map_err(OAuthError::rate_limited)?;
+
     let now_unix = now.timestamp();
     let signer = state
         .keyring
@@ -289,4 +306,36 @@ pub fn address_bucket(ip: Option<IpAddr>) -> String {
 pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = value.trim().split_once(' ')?;
     Some((scheme, rest.trim()))
+}
+
+/// Client authentication outside an exchange (token exchange's optional
+/// client, introspection, revocation): a usable key of an enabled tenant,
+/// behind the same failed-authentication guard.
+pub async fn authenticate_client(
+    state: &AppState,
+    presented: &Presented,
+    client_ip: Option<IpAddr>,
+) -> Result<Candidate, OAuthError> {
+    let scheme = presented.scheme;
+    state
+        .limiter
+        .check_address(client_ip)
+        .map_err(OAuthError::rate_limited)?;
+    let refuse = || {
+        state.limiter.record_failure(client_ip);
+        OAuthError::invalid_client(scheme)
+    };
+    let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
+        return Err(refuse());
+    };
+    let expected = presented.key_id.clone();
+    let now = Utc::now().naive_utc();
+    let found = db::run(&state.pool, move |conn| {
+        authenticate(conn, &secret, expected.as_deref(), now).map_err(OAuthError::from)
+    })
+    .await?;
+    match found {
+        Some(candidate) if candidate.tenant.api_keys_enabled => Ok(candidate),
+        _ => Err(refuse()),
+    }
 }

@@ -48,20 +48,13 @@ fn origin(req: &HttpRequest, state: &AppState) -> Origin {
 }
 
 /// A client authenticating with its key id and secret.
-async fn authenticate_key(state: &AppState, presented: Presented) -> Result<Caller, OAuthError> {
-    let scheme = presented.scheme;
-    let secret =
-        ApiKeySecret::parse(&presented.secret).map_err(|_| OAuthError::invalid_client(scheme))?;
-    let expected = presented.key_id.clone();
-    let now = Utc::now().naive_utc();
-    let found = db::run(&state.pool, move |conn| {
-        grants::authenticate(conn, &secret, expected.as_deref(), now).map_err(OAuthError::from)
-    })
-    .await?
-    .ok_or_else(|| OAuthError::invalid_client(scheme))?;
-    if !found.tenant.api_keys_enabled {
-        return Err(OAuthError::invalid_client(scheme));
-    }
+async fn authenticate_key(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: Presented,
+) -> Result<Caller, OAuthError> {
+    let ip = client_ip(req, &state.settings.server.trusted_proxies);
+    let found = grants::authenticate_client(state, &presented, ip).await?;
     Ok(Caller {
         scopes: found.key.scope_list(),
         key: found.key,
@@ -133,7 +126,7 @@ pub async fn introspect(
         )
     } else {
         let presented = client_credentials::credentials(&req, &mut form)?;
-        let caller = authenticate_key(&state, presented).await?;
+        let caller = authenticate_key(&state, &req, presented).await?;
         (caller.tenant, caller.scopes)
     };
     if !scopes.iter().any(|s| s == scope::TOKENS_INTROSPECT) {
@@ -201,14 +194,14 @@ pub async fn revoke(
             secret: zeroize::Zeroizing::new(secret.expose().to_owned()),
             scheme: AuthScheme::Basic,
         };
-        if let Ok(caller) = authenticate_key(&state, presented).await {
+        if let Ok(caller) = authenticate_key(&state, &req, presented).await {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
         }
         return Ok(HttpResponse::Ok().finish());
     }
 
     let presented = client_credentials::credentials(&req, &mut form)?;
-    let caller = authenticate_key(&state, presented).await?;
+    let caller = authenticate_key(&state, &req, presented).await?;
     if let Ok(secret) = ApiKeySecret::parse(&token) {
         if secret.hash().as_bytes() == caller.key.secret_hash.as_deref().unwrap_or_default() {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;

@@ -4,11 +4,9 @@
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::client_ip::client_ip;
-use crate::db;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Flavor, client_credentials, simple, token_exchange};
-use crate::keys::secret::ApiKeySecret;
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
@@ -60,7 +58,12 @@ pub async fn oauth_token(
         Some(token_exchange::GRANT_TYPE) => {
             let exchange = token_exchange::parse(&req, &mut form)?;
             let client_key_id = match &exchange.client {
-                Some(client) => Some(authenticate_client(&state, client).await?),
+                Some(client) => Some(
+                    grants::authenticate_client(&state, client, ip)
+                        .await?
+                        .key
+                        .id,
+                ),
                 None => None,
             };
             let flavor = exchange.flavor(client_key_id);
@@ -82,26 +85,6 @@ pub async fn oauth_token(
         }
     };
     Ok(HttpResponse::Ok().json(response))
-}
-
-/// Token exchange with client authentication: the client must be a usable
-/// key of its own before its subject is looked at.
-async fn authenticate_client(
-    state: &AppState,
-    client: &grants::Presented,
-) -> Result<String, OAuthError> {
-    let scheme = client.scheme;
-    let secret =
-        ApiKeySecret::parse(&client.secret).map_err(|_| OAuthError::invalid_client(scheme))?;
-    let expected = client.key_id.clone();
-    let now = chrono::Utc::now().naive_utc();
-    let found = db::run(&state.pool, move |conn| {
-        grants::authenticate(conn, &secret, expected.as_deref(), now)
-            .map(|c| c.map(|c| c.key.id))
-            .map_err(OAuthError::from)
-    })
-    .await?;
-    found.ok_or_else(|| OAuthError::invalid_client(scheme))
 }
 
 pub async fn api_token(

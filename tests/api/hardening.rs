@@ -15,6 +15,8 @@ backend_tests!(
     rotation_keeps_the_old_secret_only_through_its_grace,
     introspection_answers_active_only_for_good_tokens,
     clients_revoke_their_own_tokens_and_keys,
+    hammering_a_key_or_an_address_gets_429,
+    allow_lists_use_the_client_address_behind_trusted_proxies_only,
 );
 
 async fn token_of(app: &TestApp, secret: &str, params: &[(&str, &str)]) -> String {
@@ -391,4 +393,117 @@ async fn clients_revoke_their_own_tokens_and_keys(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 2);
+}
+
+async fn hammering_a_key_or_an_address_gets_429(backend: Backend) {
+    let app =
+        crate::helpers::spawn_app_with(backend, "[limits]\nfailed_auth_per_minute = 5\n").await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let slow = create_key(&app, &admin, json!({"name": "slow", "rate_limit_per_s": 2})).await;
+    let other = create_key(&app, &admin, json!({"name": "other"})).await;
+    let slow_secret = slow["key"].as_str().unwrap();
+
+    // The key's bucket: a burst of 2, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = exchange(&app, Form::XApiKey, slow_secret, &[]).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(
+                response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "temporarily_unavailable");
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200]);
+    assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Other keys keep working.
+    assert_eq!(
+        exchange(&app, Form::XApiKey, other["key"].as_str().unwrap(), &[])
+            .await
+            .status(),
+        200
+    );
+
+    // Failed authentications from one address: after 5, even a good key
+    // from there waits (the check comes before any key lookup).
+    for _ in 0..5 {
+        assert_eq!(
+            exchange(&app, Form::XApiKey, "km_guess", &[])
+                .await
+                .status(),
+            401
+        );
+    }
+    let response = exchange(&app, Form::XApiKey, other["key"].as_str().unwrap(), &[]).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    // The admin API answers problem+json.
+    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+async fn allow_lists_use_the_client_address_behind_trusted_proxies_only(backend: Backend) {
+    let behind_proxy =
+        crate::helpers::spawn_app_with(backend, "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n")
+            .await;
+    let direct = spawn_app(backend).await;
+    for (app, trusted) in [(&behind_proxy, true), (&direct, false)] {
+        let admin = admin_token(app, &app.bootstrap_key).await;
+        let key = create_key(
+            app,
+            &admin,
+            json!({"name": "listed", "ip_allowlist": ["203.0.113.0/24", "2001:db8::/32"]}),
+        )
+        .await;
+        let secret = key["key"].as_str().unwrap();
+        let send = |xff: &'static str| {
+            app.client
+                .post(app.url("/api/v1/token"))
+                .header("X-API-Key", secret)
+                .header("X-Forwarded-For", xff)
+                .send()
+        };
+        let inside = send("198.51.100.9, 203.0.113.5").await.unwrap();
+        let outside = send("203.0.113.5, 198.51.100.9").await.unwrap();
+        let forwarded = app
+            .client
+            .post(app.url("/api/v1/token"))
+            .header("X-API-Key", secret)
+            .header("Forwarded", "for=\"[2001:db8::7]:443\"")
+            .send()
+            .await
+            .unwrap();
+        if trusted {
+            assert_eq!(
+                inside.status(),
+                200,
+                "the right-most untrusted hop is inside"
+            );
+            assert_eq!(outside.status(), 400);
+            assert_eq!(forwarded.status(), 200);
+        } else {
+            // From an untrusted peer the header is ignored: 127.0.0.1 is outside.
+            assert_eq!(inside.status(), 400);
+            assert_eq!(outside.status(), 400);
+            assert_eq!(forwarded.status(), 400);
+        }
+        let body: Value = outside.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized_client");
+        // And without any header, straight from loopback: refused.
+        assert_eq!(
+            exchange(app, Form::XApiKey, secret, &[]).await.status(),
+            400
+        );
+    }
 }

@@ -179,7 +179,8 @@ impl TestDatabase {
         };
         let base = "[server]\nworkers = 1\nshutdown_timeout_s = 2\n\
                     [database]\nmax_connections = 4\n\
-                    [usage]\nflush_interval_ms = 200\n";
+                    [usage]\nflush_interval_ms = 200\n\
+                    [limits]\nfailed_auth_per_minute = 10000\n";
         Settings::from_toml(&[base, extra], &overrides).expect("test settings")
     }
 }

@@ -1,0 +1,169 @@
+//! Rate limits, per replica (documented as such): a token bucket per key
+//! (its `rate_limit_per_s`, or the tenant default; burst ⌈rate⌉) and a guard
+//! on failed authentications per client address (`/64` for IPv6), checked
+//! before any key lookup so guessing costs the guesser, not the database.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ipnet::{IpNet, Ipv6Net};
+use lru::LruCache;
+
+const SHARDS: usize = 16;
+/// At most this many addresses are tracked; the least recently seen go first.
+pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Failures {
+    count: u32,
+    window_start: Instant,
+}
+
+pub struct Limiter {
+    buckets: Vec<Mutex<HashMap<String, Bucket>>>,
+    hasher: std::collections::hash_map::RandomState,
+    failures: Mutex<LruCache<IpAddr, Failures>>,
+    failed_auth_per_minute: u32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// IPv6 clients are counted per /64: one host can hold a whole one.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => Ipv6Net::new(v6, 64)
+            .map(|n| IpAddr::V6(n.trunc().addr()))
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+impl Limiter {
+    pub fn new(failed_auth_per_minute: u32) -> Self {
+        let capacity = NonZeroUsize::new(MAX_TRACKED_ADDRESSES).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            buckets: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            failures: Mutex::new(LruCache::new(capacity)),
+            failed_auth_per_minute,
+        }
+    }
+
+    /// Takes one token from the key's bucket, or says how long to wait.
+    pub fn take(&self, key_id: &str, rate_per_s: f64) -> Result<(), u64> {
+        let rate = if rate_per_s.is_finite() && rate_per_s > 0.0 {
+            rate_per_s
+        } else {
+            1.0
+        };
+        let burst = rate.ceil();
+        let mut h = self.hasher.build_hasher();
+        h.write(key_id.as_bytes());
+        let mut shard = lock(&self.buckets[(h.finish() as usize) % SHARDS]);
+        let now = Instant::now();
+        let bucket = shard.entry(key_id.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        let elapsed = now.duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / rate;
+            Err(wait.ceil().max(1.0) as u64)
+        }
+    }
+
+    /// Before any key lookup: refuses an address that failed too often in
+    /// the current minute.
+    pub fn check_address(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        let Some(ip) = ip else { return Ok(()) };
+        let mut failures = lock(&self.failures);
+        let Some(entry) = failures.get(&address_key(ip)) else {
+            return Ok(());
+        };
+        let age = entry.window_start.elapsed();
+        if age < WINDOW && entry.count >= self.failed_auth_per_minute {
+            Err((WINDOW - age).as_secs().max(1))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn record_failure(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let mut failures = lock(&self.failures);
+        let now = Instant::now();
+        let key = address_key(ip);
+        match failures.get_mut(&key) {
+            Some(entry) if entry.window_start.elapsed() < WINDOW => entry.count += 1,
+            Some(entry) => {
+                entry.count = 1;
+                entry.window_start = now;
+            }
+            None => {
+                failures.put(
+                    key,
+                    Failures {
+                        count: 1,
+                        window_start: now,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Whether `ip` is inside any of `nets`.
+pub fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_allow_a_burst_then_the_rate() {
+        let limiter = Limiter::new(20);
+        for _ in 0..3 {
+            assert!(limiter.take("k", 2.5).is_ok());
+        }
+        assert!(limiter.take("k", 2.5).is_err(), "burst is ceil(2.5) = 3");
+        assert!(limiter.take("other", 2.5).is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn failures_are_counted_per_address_and_per_64() {
+        let limiter = Limiter::new(3);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check_address(Some(a)).is_ok());
+            limiter.record_failure(Some(a));
+        }
+        assert!(limiter.check_address(Some(b)).is_err(), "same /64");
+        assert!(
+            limiter
+                .check_address(Some("192.0.2.1".parse().unwrap()))
+                .is_ok()
+        );
+    }
+}
