@@ -18,7 +18,9 @@ use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::routes::{audit, fallback, health, keys, oauth, settings, tenants, token, wellknown};
+use crate::routes::{
+    audit, fallback, health, keys, oauth, settings, signing_keys, tenants, token, wellknown,
+};
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
@@ -328,7 +330,7 @@ fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
+pub fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
     let mut conn = db::connection(&state.pool)?;
     let now = Utc::now().naive_utc();
     signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now)?;
@@ -447,7 +449,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(tenants::list)),
                 )
                 .service(resource("/tenants/{slug}").route(web::patch().to(tenants::patch)))
-                .service(resource("/audit-events").route(web::get().to(audit::list))),
+                .service(resource("/audit-events").route(web::get().to(audit::list)))
+                .service(resource("/signing-keys").route(web::get().to(signing_keys::list)))
+                .service(
+                    resource("/signing-keys/rotate").route(web::post().to(signing_keys::rotate)),
+                )
+                .service(
+                    resource("/signing-keys/{kid}/revoke")
+                        .route(web::post().to(signing_keys::revoke)),
+                ),
         );
 }
 

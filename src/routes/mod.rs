@@ -8,6 +8,7 @@ pub mod json_body;
 pub mod keys;
 pub mod oauth;
 pub mod settings;
+pub mod signing_keys;
 pub mod tenants;
 pub mod token;
 pub mod wellknown;

@@ -499,3 +499,108 @@ mod tests {
         assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x"]);
     }
 }
+
+/// Where a key is in its lifecycle now.
+pub fn state_of(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> &'static str {
+    if row.revoked_at.is_some() {
+        return "revoked";
+    }
+    if row.activates_at > now {
+        return "next";
+    }
+    let newest_active = rows
+        .iter()
+        .filter(|r| r.revoked_at.is_none() && r.activates_at <= now)
+        .max_by_key(|r| r.activates_at);
+    match newest_active {
+        Some(active) if active.kid == row.kid => "active",
+        _ => "retired",
+    }
+}
+
+/// Emergency revoke: the key leaves the JWKS, its tokens stop verifying,
+/// and if it was signing, the next key signs from now on (a new next is
+/// made). Idempotent. `None` when there is no such key.
+pub fn revoke(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    settings: &SigningSettings,
+    kid: &str,
+    now: NaiveDateTime,
+    actor: &Actor,
+    origin: &Origin,
+) -> Result<Option<SigningKeyRow>, SigningError> {
+    db::exclusive_transaction(conn, "signing", |conn| {
+        let rows = load_rows(conn)?;
+        let Some(row) = rows.iter().find(|r| r.kid == kid) else {
+            return Ok(None);
+        };
+        if row.revoked_at.is_some() {
+            return Ok(Some(row.clone()));
+        }
+        let was_active = state_of(row, &rows, now) == "active";
+        diesel::update(dsl::signing_keys.find(kid))
+            .set((
+                dsl::revoked_at.eq(now),
+                dsl::retired_at.eq(row.retired_at.unwrap_or(now)),
+            ))
+            .execute(conn)?;
+        audit::write(
+            conn,
+            audit::Record {
+                tenant_id: None,
+                action: "signing_key.revoked",
+                actor,
+                origin,
+                target_type: "signing_key",
+                target_id: kid,
+                success: true,
+                details: serde_json::json!({ "was_active": was_active }),
+            },
+            now,
+        )?;
+        if was_active {
+            let alg = jwt_algorithm(settings.alg);
+            let next = rows
+                .iter()
+                .filter(|r| r.revoked_at.is_none() && r.activates_at > now)
+                .min_by_key(|r| r.activates_at);
+            let promoted = match next {
+                Some(next) => {
+                    diesel::update(dsl::signing_keys.find(&next.kid))
+                        .set(dsl::activates_at.eq(now))
+                        .execute(conn)?;
+                    next.kid.clone()
+                }
+                None => {
+                    let fresh = generate_row(alg, master, now, now)?;
+                    diesel::insert_into(dsl::signing_keys)
+                        .values(&fresh)
+                        .execute(conn)?;
+                    fresh.kid
+                }
+            };
+            let new_next =
+                generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
+            diesel::insert_into(dsl::signing_keys)
+                .values(&new_next)
+                .execute(conn)?;
+            audit::write(
+                conn,
+                audit::Record {
+                    tenant_id: None,
+                    action: "signing_key.activated",
+                    actor,
+                    origin,
+                    target_type: "signing_key",
+                    target_id: &promoted,
+                    success: true,
+                    details: serde_json::json!({ "reason": "emergency revoke", "next": new_next.kid }),
+                },
+                now,
+            )?;
+        }
+        let updated = load_rows(conn)?.into_iter().find(|r| r.kid == kid);
+        Ok(updated)
+    })
+}

@@ -17,6 +17,7 @@ backend_tests!(
     clients_revoke_their_own_tokens_and_keys,
     hammering_a_key_or_an_address_gets_429,
     allow_lists_use_the_client_address_behind_trusted_proxies_only,
+    an_emergency_revoke_unpublishes_a_signing_key_at_once,
 );
 
 async fn token_of(app: &TestApp, secret: &str, params: &[(&str, &str)]) -> String {
@@ -506,4 +507,132 @@ async fn allow_lists_use_the_client_address_behind_trusted_proxies_only(backend:
             400
         );
     }
+}
+
+async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let inspector = create_key(
+        &app,
+        &admin,
+        json!({"name": "gw", "scopes": ["tokens:introspect"]}),
+    )
+    .await;
+    let inspector_auth = basic(
+        inspector["id"].as_str().unwrap(),
+        inspector["key"].as_str().unwrap(),
+    );
+    let svc = create_key(&app, &admin, json!({"name": "svc", "scopes": ["read"]})).await;
+    let before = token_of(&app, svc["key"].as_str().unwrap(), &[]).await;
+
+    let keys: Value = call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = keys["items"].as_array().unwrap();
+    let states: Vec<&str> = items.iter().map(|k| k["state"].as_str().unwrap()).collect();
+    assert!(
+        states.contains(&"active") && states.contains(&"next"),
+        "{states:?}"
+    );
+    for k in items {
+        let members: Vec<&str> = k.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            !members.iter().any(|m| m.contains("private") || *m == "d"),
+            "{members:?}"
+        );
+    }
+    let active = items.iter().find(|k| k["state"] == "active").unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // On-demand rotation refuses a next key younger than prepublish_s.
+    let response = call(&app, "POST", "/api/v1/signing-keys/rotate", &admin, None).await;
+    assert_eq!(response.status(), 409);
+
+    let response = call(
+        &app,
+        "POST",
+        &format!("/api/v1/signing-keys/{active}/revoke"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let revoked: Value = response.json().await.unwrap();
+    assert_eq!(revoked["state"], "revoked");
+
+    let jwks = app
+        .get("/.well-known/jwks.json")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!jwks.contains(&active), "gone from the JWKS at once");
+    // Its tokens are inactive; the admin token it signed no longer works.
+    let body: Value = app
+        .client
+        .post(app.url("/oauth/introspect"))
+        .header("Authorization", inspector_auth.clone())
+        .form(&[("token", before.clone())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+    assert_eq!(
+        call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+            .await
+            .status(),
+        401
+    );
+
+    // The next key signs from now on, and verifies.
+    let after = token_of(&app, svc["key"].as_str().unwrap(), &[]).await;
+    let kid = jsonwebtoken::decode_header(&after).unwrap().kid.unwrap();
+    assert_ne!(kid, active);
+    crate::token::verify(&app, &after, "urn:keymint:tenant:default").await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let keys: Value = call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&str> = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "active").count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == "next").count(), 1);
+    // Idempotent; unknown kids are 404.
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &format!("/api/v1/signing-keys/{active}/revoke"),
+            &admin,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/api/v1/signing-keys/nope/revoke",
+            &admin,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
 }

@@ -1,0 +1,138 @@
+//! `/api/v1/signing-keys`: metadata, on-demand rotation and emergency
+//! revocation. Never private material.
+
+use actix_web::{HttpResponse, web};
+use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::auth::Principal;
+use crate::db::models::SigningKeyRow;
+use crate::db::{self};
+use crate::domain::scope;
+use crate::error::ApiError;
+use crate::startup::{AppState, reload_keys};
+use crate::tenants::SYSTEM_TENANT;
+use crate::tokens::signing::{self, SigningError};
+
+#[derive(Serialize)]
+struct SigningKeyView {
+    kid: String,
+    alg: String,
+    state: &'static str,
+    created_at: String,
+    activates_at: String,
+    retired_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+fn time(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn view(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> SigningKeyView {
+    SigningKeyView {
+        kid: row.kid.clone(),
+        alg: row.alg.clone(),
+        state: signing::state_of(row, rows, now),
+        created_at: time(row.created_at),
+        activates_at: time(row.activates_at),
+        retired_at: row.retired_at.map(time),
+        revoked_at: row.revoked_at.map(time),
+    }
+}
+
+fn require(principal: &Principal) -> Result<(), ApiError> {
+    principal.require(scope::ADMIN_SIGNING_KEYS)?;
+    if principal.home.slug != SYSTEM_TENANT {
+        return Err(ApiError::InsufficientScope {
+            scope: scope::ADMIN_SIGNING_KEYS.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn signing_error(err: SigningError) -> ApiError {
+    match err {
+        SigningError::TooYoung { .. } => ApiError::Conflict(err.to_string()),
+        SigningError::Db(db) => db.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+pub async fn list(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require(&principal)?;
+    let rows = db::run(&state.pool, |conn| {
+        signing::load_rows(conn).map_err(ApiError::from)
+    })
+    .await?;
+    let now = Utc::now().naive_utc();
+    let items: Vec<SigningKeyView> = rows.iter().map(|r| view(r, &rows, now)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_cursor": null })))
+}
+
+/// Re-reads the keys so this replica publishes the change at once (the
+/// others follow within `signing.reload_s`).
+async fn reload(state: &web::Data<AppState>) -> Result<(), ApiError> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || reload_keys(&st))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(signing_error)
+}
+
+pub async fn rotate(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require(&principal)?;
+    let master = state.master.clone();
+    let settings = state.settings.clone();
+    let actor = principal.actor();
+    let origin = principal.origin.clone();
+    let rotation = db::run(&state.pool, move |conn| {
+        signing::rotate(
+            conn,
+            &master,
+            &settings.signing,
+            Utc::now().naive_utc(),
+            &actor,
+            &origin,
+        )
+        .map_err(signing_error)
+    })
+    .await?;
+    reload(&state).await?;
+    Ok(HttpResponse::Ok().json(rotation))
+}
+
+pub async fn revoke(
+    principal: Principal,
+    kid: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require(&principal)?;
+    let kid = kid.into_inner();
+    if kid.len() > 64 {
+        return Err(ApiError::NotFound);
+    }
+    let master = state.master.clone();
+    let settings = state.settings.clone();
+    let actor = principal.actor();
+    let origin = principal.origin.clone();
+    let now = Utc::now().naive_utc();
+    let revoked = db::run(&state.pool, move |conn| {
+        signing::revoke(conn, &master, &settings.signing, &kid, now, &actor, &origin)
+            .map_err(signing_error)
+    })
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    reload(&state).await?;
+    let rows = db::run(&state.pool, |conn| {
+        signing::load_rows(conn).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view(&revoked, &rows, now)))
+}
