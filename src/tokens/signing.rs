@@ -481,25 +481,6 @@ fn build_ring(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc7638_thumbprint_of_the_rfc_example_key() {
-        // RFC 7638 §3.1 uses an RSA key; RFC 8037 §A.3 gives the Ed25519 one.
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
-            .unwrap();
-        let jwk = public_jwk(Algorithm::EdDSA, &x).unwrap();
-        assert_eq!(jwk.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
-        let json = serde_json::to_value(&jwk).unwrap();
-        let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        members.sort();
-        assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x"]);
-    }
-}
-
 /// Where a key is in its lifecycle now.
 pub fn state_of(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> &'static str {
     if row.revoked_at.is_some() {
@@ -603,4 +584,23 @@ pub fn revoke(
         let updated = load_rows(conn)?.into_iter().find(|r| r.kid == kid);
         Ok(updated)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7638_thumbprint_of_the_rfc_example_key() {
+        // RFC 7638 §3.1 uses an RSA key; RFC 8037 §A.3 gives the Ed25519 one.
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        let jwk = public_jwk(Algorithm::EdDSA, &x).unwrap();
+        assert_eq!(jwk.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        let json = serde_json::to_value(&jwk).unwrap();
+        let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        members.sort();
+        assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x"]);
+    }
 }
