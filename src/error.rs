@@ -318,6 +318,15 @@ impl OAuthError {
         }
     }
 
+    /// 401 for a signed request; only a stale timestamp and a reused nonce
+    /// say so, every other failure reads `invalid signature`.
+    pub fn bad_signature(err: crate::grants::signed::SignedError) -> Self {
+        Self {
+            scheme: Some(AuthScheme::Hmac),
+            ..Self::new(OAuthErrorCode::InvalidClient, err.to_string())
+        }
+    }
+
     /// 503: the database (or another dependency) is away.
     pub fn unavailable(retry_after_s: u64) -> Self {
         Self {

@@ -14,6 +14,7 @@
 
 pub mod client_credentials;
 pub mod form;
+pub mod signed;
 pub mod simple;
 pub mod token_exchange;
 
@@ -43,6 +44,14 @@ pub struct Presented {
     pub key_id: Option<String>,
     pub secret: Zeroizing<String>,
     pub scheme: AuthScheme,
+}
+
+/// How the client proves who it is.
+pub enum Credential {
+    /// The secret itself (standard keys).
+    Secret(Presented),
+    /// A signed request (advanced keys).
+    Signed(signed::SignedRequest),
 }
 
 /// How failures answer, per grant.
@@ -77,6 +86,7 @@ enum Refusal {
 
 enum Outcome {
     Unknown,
+    BadSignature(signed::SignedError),
     Refused(Refusal),
     Issued(Box<Candidate>, issue::Decision),
     Rejected(OAuthError),
@@ -131,13 +141,16 @@ fn parse_nets(json: &str) -> Vec<IpNet> {
 /// The shared checklist: authenticate, admit, decide, sign.
 pub async fn exchange(
     state: &AppState,
-    presented: Presented,
+    credential: Credential,
     requested: Requested,
     flavor: Flavor,
     client_ip: Option<IpAddr>,
     request_id: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
-    let scheme = presented.scheme;
+    let scheme = match &credential {
+        Credential::Secret(p) => p.scheme,
+        Credential::Signed(_) => AuthScheme::Hmac,
+    };
     let unknown = |flavor: &Flavor| {
         state.limiter.record_failure(client_ip);
         match flavor {
@@ -149,22 +162,40 @@ pub async fn exchange(
         .limiter
         .check_address(client_ip)
         .map_err(OAuthError::rate_limited)?;
-    let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
-        return Err(unknown(&flavor));
-    };
-    drop(presented.secret);
-    let expected_id = presented.key_id.clone();
-    let admin_audience = state.settings.tokens.admin_audience.clone();
     let now = Utc::now();
     let now_naive = now.naive_utc();
-
+    let proof = match credential {
+        Credential::Secret(presented) => {
+            let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
+                return Err(unknown(&flavor));
+            };
+            Proof::Secret(secret, presented.key_id)
+        }
+        Credential::Signed(request) => {
+            if let Err(err) = request.check_timestamp(now.timestamp_millis()) {
+                state.limiter.record_failure(client_ip);
+                return Err(OAuthError::bad_signature(err));
+            }
+            Proof::Signed(request)
+        }
+    };
+    let admin_audience = state.settings.tokens.admin_audience.clone();
+    let master = state.master.clone();
     let origin = Origin {
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
     let outcome = db::run(&state.pool, move |conn| {
-        let Some(candidate) = authenticate(conn, &secret, expected_id.as_deref(), now_naive)?
-        else {
+        let found = match &proof {
+            Proof::Secret(secret, expected_id) => {
+                authenticate(conn, secret, expected_id.as_deref(), now_naive)?
+            }
+            Proof::Signed(request) => match signed::verify(conn, &master, request, now_naive)? {
+                Ok(candidate) => Some(candidate),
+                Err(err) => return Ok(Outcome::BadSignature(err)),
+            },
+        };
+        let Some(candidate) = found else {
             let bucket = address_bucket(client_ip);
             audit::denied(
                 conn,
@@ -228,6 +259,10 @@ pub async fn exchange(
 
     let (candidate, decision) = match outcome {
         Outcome::Unknown => return Err(unknown(&flavor)),
+        Outcome::BadSignature(err) => {
+            state.limiter.record_failure(client_ip);
+            return Err(OAuthError::bad_signature(err));
+        }
         Outcome::Refused(refusal) => {
             let description = match refusal {
                 Refusal::Disabled => "API keys are disabled for this tenant",
@@ -289,6 +324,12 @@ pub async fn exchange(
     })
 }
 
+/// What was presented, once its form has been checked.
+enum Proof {
+    Secret(ApiKeySecret, Option<String>),
+    Signed(signed::SignedRequest),
+}
+
 /// Unknown-key denials are summarised per address: an IPv4 address, or the
 /// /64 an IPv6 address belongs to.
 pub fn address_bucket(ip: Option<IpAddr>) -> String {
@@ -313,29 +354,52 @@ pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
 /// behind the same failed-authentication guard.
 pub async fn authenticate_client(
     state: &AppState,
-    presented: &Presented,
+    credential: Credential,
     client_ip: Option<IpAddr>,
 ) -> Result<Candidate, OAuthError> {
-    let scheme = presented.scheme;
     state
         .limiter
         .check_address(client_ip)
         .map_err(OAuthError::rate_limited)?;
-    let refuse = || {
+    let refuse = |err: OAuthError| {
         state.limiter.record_failure(client_ip);
-        OAuthError::invalid_client(scheme)
+        err
     };
-    let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
-        return Err(refuse());
+    let now = Utc::now();
+    let proof = match credential {
+        Credential::Secret(presented) => {
+            let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
+                return Err(refuse(OAuthError::invalid_client(presented.scheme)));
+            };
+            Proof::Secret(secret, presented.key_id)
+        }
+        Credential::Signed(request) => {
+            if let Err(err) = request.check_timestamp(now.timestamp_millis()) {
+                return Err(refuse(OAuthError::bad_signature(err)));
+            }
+            Proof::Signed(request)
+        }
     };
-    let expected = presented.key_id.clone();
-    let now = Utc::now().naive_utc();
+    let scheme = match &proof {
+        Proof::Secret(..) => AuthScheme::Basic,
+        Proof::Signed(_) => AuthScheme::Hmac,
+    };
+    let master = state.master.clone();
     let found = db::run(&state.pool, move |conn| {
-        authenticate(conn, &secret, expected.as_deref(), now).map_err(OAuthError::from)
+        let found = match &proof {
+            Proof::Secret(secret, expected) => {
+                authenticate(conn, secret, expected.as_deref(), now.naive_utc())?.ok_or(None)
+            }
+            Proof::Signed(request) => {
+                signed::verify(conn, &master, request, now.naive_utc())?.map_err(Some)
+            }
+        };
+        Ok::<_, OAuthError>(found)
     })
     .await?;
     match found {
-        Some(candidate) if candidate.tenant.api_keys_enabled => Ok(candidate),
-        _ => Err(refuse()),
+        Ok(candidate) if candidate.tenant.api_keys_enabled => Ok(candidate),
+        Ok(_) | Err(None) => Err(refuse(OAuthError::invalid_client(scheme))),
+        Err(Some(err)) => Err(refuse(OAuthError::bad_signature(err))),
     }
 }

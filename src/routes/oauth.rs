@@ -14,7 +14,7 @@ use crate::db::{self, AnyConnection};
 use crate::domain::scope;
 use crate::error::{AuthScheme, OAuthError};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
-use crate::grants::{self, Presented, client_credentials, split_authorization};
+use crate::grants::{self, Credential, Presented, client_credentials, split_authorization};
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::{Status, store};
 use crate::startup::AppState;
@@ -29,7 +29,12 @@ struct Caller {
     scopes: Vec<String>,
 }
 
-async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<FormParams, OAuthError> {
+/// The form, and the signed-request credential if the request is signed
+/// (it covers the raw body).
+async fn read_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(FormParams, Option<Credential>), OAuthError> {
     form::reject_query(req)?;
     if !form::has_media_type(req, "application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
@@ -37,7 +42,8 @@ async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<FormParam
         ));
     }
     let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
-    FormParams::parse(&body)
+    let signed = crate::routes::token::signed_credential(req, &body)?;
+    Ok((FormParams::parse(&body)?, signed))
 }
 
 fn origin(req: &HttpRequest, state: &AppState) -> Origin {
@@ -51,10 +57,10 @@ fn origin(req: &HttpRequest, state: &AppState) -> Origin {
 async fn authenticate_key(
     state: &AppState,
     req: &HttpRequest,
-    presented: Presented,
+    credential: Credential,
 ) -> Result<Caller, OAuthError> {
     let ip = client_ip(req, &state.settings.server.trusted_proxies);
-    let found = grants::authenticate_client(state, &presented, ip).await?;
+    let found = grants::authenticate_client(state, credential, ip).await?;
     Ok(Caller {
         scopes: found.key.scope_list(),
         key: found.key,
@@ -108,15 +114,19 @@ pub async fn introspect(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut form = read_form(&req, payload).await?;
-    // The caller: Basic key_id:secret, or a Bearer admin-audience JWT.
+    let (mut form, signed) = read_form(&req, payload).await?;
+    // The caller: Basic key_id:secret, a signed request, or a Bearer
+    // admin-audience JWT.
     let bearer = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(split_authorization)
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-    let (tenant, scopes) = if bearer {
+    let (tenant, scopes) = if let Some(signed) = signed {
+        let caller = authenticate_key(&state, &req, signed).await?;
+        (caller.tenant, caller.scopes)
+    } else if bearer {
         let principal: Principal = auth::authenticate(req.clone())
             .await
             .map_err(|_| OAuthError::invalid_client(AuthScheme::Basic))?;
@@ -126,7 +136,7 @@ pub async fn introspect(
         )
     } else {
         let presented = client_credentials::credentials(&req, &mut form)?;
-        let caller = authenticate_key(&state, &req, presented).await?;
+        let caller = authenticate_key(&state, &req, Credential::Secret(presented)).await?;
         (caller.tenant, caller.scopes)
     };
     if !scopes.iter().any(|s| s == scope::TOKENS_INTROSPECT) {
@@ -177,7 +187,7 @@ pub async fn revoke(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut form = read_form(&req, payload).await?;
+    let (mut form, signed) = read_form(&req, payload).await?;
     let Some(token) = form.take("token") else {
         return Err(OAuthError::invalid_request("token is required"));
     };
@@ -194,14 +204,17 @@ pub async fn revoke(
             secret: zeroize::Zeroizing::new(secret.expose().to_owned()),
             scheme: AuthScheme::Basic,
         };
-        if let Ok(caller) = authenticate_key(&state, &req, presented).await {
+        if let Ok(caller) = authenticate_key(&state, &req, Credential::Secret(presented)).await {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
         }
         return Ok(HttpResponse::Ok().finish());
     }
 
-    let presented = client_credentials::credentials(&req, &mut form)?;
-    let caller = authenticate_key(&state, &req, presented).await?;
+    let credential = match signed {
+        Some(signed) => signed,
+        None => Credential::Secret(client_credentials::credentials(&req, &mut form)?),
+    };
+    let caller = authenticate_key(&state, &req, credential).await?;
     if let Ok(secret) = ApiKeySecret::parse(&token) {
         if secret.hash().as_bytes() == caller.key.secret_hash.as_deref().unwrap_or_default() {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;

@@ -6,7 +6,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
-use crate::grants::{self, Flavor, client_credentials, simple, token_exchange};
+use crate::grants::{self, Credential, Flavor, client_credentials, signed, simple, token_exchange};
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
@@ -15,6 +15,16 @@ const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// A signed request's credential, if the request is signed.
+pub fn signed_credential(req: &HttpRequest, body: &[u8]) -> Result<Option<Credential>, OAuthError> {
+    if !signed::is_signed(req) {
+        return Ok(None);
+    }
+    signed::parse(req, body)
+        .map(|s| Some(Credential::Signed(s)))
+        .map_err(OAuthError::bad_signature)
 }
 
 fn requested(form: &FormParams) -> Requested {
@@ -39,15 +49,26 @@ pub async fn oauth_token(
     }
     let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
     let mut form = FormParams::parse(&body)?;
+    let signed = signed_credential(&req, &body)?;
     drop(body);
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
     let response = match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some(CLIENT_CREDENTIALS) => {
-            let presented = client_credentials::credentials(&req, &mut form)?;
+            let credential = match signed {
+                Some(signed) => {
+                    if form.contains("client_secret") || form.contains("client_id") {
+                        return Err(OAuthError::invalid_request(
+                            "a signed request carries no other client credentials",
+                        ));
+                    }
+                    signed
+                }
+                None => Credential::Secret(client_credentials::credentials(&req, &mut form)?),
+            };
             grants::exchange(
                 &state,
-                presented,
+                credential,
                 requested(&form),
                 Flavor::Client,
                 ip,
@@ -56,10 +77,15 @@ pub async fn oauth_token(
             .await?
         }
         Some(token_exchange::GRANT_TYPE) => {
-            let exchange = token_exchange::parse(&req, &mut form)?;
-            let client_key_id = match &exchange.client {
+            if signed.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "signed requests are accepted with client_credentials only",
+                ));
+            }
+            let mut exchange = token_exchange::parse(&req, &mut form)?;
+            let client_key_id = match exchange.client.take() {
                 Some(client) => Some(
-                    grants::authenticate_client(&state, client, ip)
+                    grants::authenticate_client(&state, Credential::Secret(client), ip)
                         .await?
                         .key
                         .id,
@@ -69,7 +95,7 @@ pub async fn oauth_token(
             let flavor = exchange.flavor(client_key_id);
             grants::exchange(
                 &state,
-                exchange.subject,
+                Credential::Secret(exchange.subject),
                 requested(&form),
                 flavor,
                 ip,
@@ -93,13 +119,23 @@ pub async fn api_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     form::reject_query(&req)?;
-    let presented = simple::credentials(&req)?;
     let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let credential = match signed_credential(&req, &body)? {
+        Some(signed) => {
+            if req.headers().contains_key("x-api-key") {
+                return Err(OAuthError::invalid_request(
+                    "send exactly one credential: a signature or X-API-Key",
+                ));
+            }
+            signed
+        }
+        None => Credential::Secret(simple::credentials(&req)?),
+    };
     let requested = simple::requested(&req, &body)?;
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
     let response = grants::exchange(
         &state,
-        presented,
+        credential,
         requested,
         Flavor::Client,
         ip,

@@ -18,6 +18,7 @@ backend_tests!(
     hammering_a_key_or_an_address_gets_429,
     allow_lists_use_the_client_address_behind_trusted_proxies_only,
     an_emergency_revoke_unpublishes_a_signing_key_at_once,
+    advanced_keys_sign_requests_that_cannot_be_replayed,
 );
 
 async fn token_of(app: &TestApp, secret: &str, params: &[(&str, &str)]) -> String {
@@ -635,4 +636,214 @@ async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend)
         .status(),
         404
     );
+}
+
+fn nonce() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
+    use keymint::grants::signed::sign_request;
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let key = create_key(&app, &admin, json!({"name": "adv", "security_level": "advanced", "scopes": ["read", "tokens:introspect"]})).await;
+    assert_eq!(key["security_level"], "advanced");
+    let id = key["id"].as_str().unwrap().to_owned();
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+
+    let send = |base: String,
+                path: &'static str,
+                headers: Vec<(&'static str, String)>,
+                body: &'static str,
+                content_type: &'static str| {
+        let client = app.client.clone();
+        async move {
+            let mut request = client.post(format!("{base}{path}")).body(body);
+            if !content_type.is_empty() {
+                request = request.header("Content-Type", content_type);
+            }
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    let form = "application/x-www-form-urlencoded";
+    let body = "grant_type=client_credentials&scope=read";
+
+    // A signed client_credentials request exchanges the key.
+    let headers = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        body.as_bytes(),
+    );
+    let response = send(
+        app.address.clone(),
+        "/oauth/token",
+        headers.clone(),
+        body,
+        form,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.unwrap();
+    assert_eq!(token["scope"], "read");
+
+    // Replayed: here, and on a second server sharing the database.
+    let replica = app.spawn_replica().await;
+    for base in [app.address.clone(), replica.clone()] {
+        let response = send(base, "/oauth/token", headers.clone(), body, form).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "KM-HMAC-SHA256 realm=\"keymint\""
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+        assert_eq!(body["error_description"], "nonce reused");
+    }
+    // A fresh nonce on the replica works.
+    let headers = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        body.as_bytes(),
+    );
+    assert_eq!(
+        send(replica.clone(), "/oauth/token", headers, body, form)
+            .await
+            .status(),
+        200
+    );
+
+    // The one-header endpoint takes signatures too (empty body).
+    let headers = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/api/v1/token",
+        b"",
+    );
+    assert_eq!(
+        send(app.address.clone(), "/api/v1/token", headers, "", "")
+            .await
+            .status(),
+        200
+    );
+
+    // Stale, changed body, changed path, wrong signature: refused; only the
+    // stale timestamp says so.
+    let stale = sign_request(
+        &secret,
+        &id,
+        now_ms() - 301_000,
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        body.as_bytes(),
+    );
+    let changed_body = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&scope=write",
+    );
+    let changed_path = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/api/v1/token",
+        body.as_bytes(),
+    );
+    let mut wrong = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        body.as_bytes(),
+    );
+    wrong[3].1 = format!("KM-HMAC-SHA256 {}", "0".repeat(64));
+    let other_secret = sign_request(
+        &app.bootstrap_key,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/token",
+        body.as_bytes(),
+    );
+    for (headers, description) in [
+        (stale, "stale timestamp"),
+        (changed_body, "invalid signature"),
+        (changed_path, "invalid signature"),
+        (wrong, "invalid signature"),
+        (other_secret, "invalid signature"),
+    ] {
+        let response = send(app.address.clone(), "/oauth/token", headers, body, form).await;
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error_description"], description);
+    }
+
+    // The secret of an advanced key is no bearer credential: like an unknown key.
+    let response = exchange(&app, Form::XApiKey, &secret, &[]).await;
+    assert_eq!(response.status(), 401);
+    let response = exchange_as(&app, Form::Basic, Some(&id), &secret, &[]).await;
+    assert_eq!(response.status(), 401);
+
+    // Introspection with a signed request.
+    let introspect_body: &'static str =
+        Box::leak(format!("token={}", token["access_token"].as_str().unwrap()).into_boxed_str());
+    let headers = sign_request(
+        &secret,
+        &id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/oauth/introspect",
+        introspect_body.as_bytes(),
+    );
+    let response = send(
+        app.address.clone(),
+        "/oauth/introspect",
+        headers,
+        introspect_body,
+        form,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let active: Value = response.json().await.unwrap();
+    assert_eq!(active["active"], true);
+
+    // The secret is stored encrypted, never hashed for lookup.
+    use diesel::prelude::*;
+    let mut conn = app.db.connect();
+    let (hash, enc): (Option<Vec<u8>>, Option<Vec<u8>>) = keymint::db::schema::api_keys::table
+        .find(&id)
+        .select((
+            keymint::db::schema::api_keys::secret_hash,
+            keymint::db::schema::api_keys::secret_enc,
+        ))
+        .first(&mut conn)
+        .unwrap();
+    assert!(hash.is_none());
+    let enc = enc.unwrap();
+    assert!(!enc.windows(secret.len()).any(|w| w == secret.as_bytes()));
 }
