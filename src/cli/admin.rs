@@ -242,3 +242,24 @@ pub fn set_settings(settings: &Settings, slug: &str, assignments: &[String]) -> 
     );
     Ok(())
 }
+
+/// `keymint master-key rotate --new-key-file F`.
+pub fn rotate_master_key(
+    settings: &Settings,
+    new_key_file: &std::path::Path,
+) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    let old = open_master_key(settings, &mut conn, None).map_err(|e| e.to_string())?;
+    let new = crate::crypto::master::MasterKey::from_file(new_key_file, "--new-key-file")
+        .map_err(|e| e.to_string())?;
+    let done = crate::crypto::rotate::rotate(&mut conn, &old, &new).map_err(|e| e.to_string())?;
+    eprintln!(
+        "re-encrypted {} signing key(s) and {} advanced key secret(s) under master key {}; \
+         restart every server with KEYMINT_MASTER_KEY_FILE={}",
+        done.signing_keys,
+        done.api_key_secrets,
+        new.id(),
+        new_key_file.display()
+    );
+    Ok(())
+}

@@ -60,6 +60,21 @@ pub enum Command {
     /// Change a tenant's policy offline (recovery when the API locks you out).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Manage the master key that encrypts secrets at rest.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-encrypt every secret under a new master key, in one transaction.
+    /// Stop the servers first (or restart them all with the new key right
+    /// after): a server still holding the old key refuses to start again.
+    Rotate {
+        /// The new key: standard base64 of 32 bytes, in a file.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +190,9 @@ pub fn main() -> ExitCode {
             tenant,
             assignments,
         }) => admin::set_settings(&settings, &tenant, &assignments),
+        Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
+            admin::rotate_master_key(&settings, &new_key_file)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

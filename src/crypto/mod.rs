@@ -1,3 +1,4 @@
 //! Keys that protect keys.
 
 pub mod master;
+pub mod rotate;

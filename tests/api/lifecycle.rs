@@ -166,7 +166,10 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0));
 }
 
-crate::backend_tests!(a_wrong_master_key_stops_the_start_and_changes_nothing);
+crate::backend_tests!(
+    a_wrong_master_key_stops_the_start_and_changes_nothing,
+    master_key_rotation_reencrypts_every_secret,
+);
 
 /// Row counts and the stored ciphertexts: what a failed start must not touch.
 fn snapshot(db: &TestDatabase) -> String {
@@ -354,5 +357,103 @@ async fn bootstrap_prints_or_writes_the_key_once() {
     assert_eq!(
         std::fs::read_to_string(db2.dir.path().join("exists.key")).unwrap(),
         "x"
+    );
+}
+
+async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
+    use diesel::prelude::*;
+    use keymint::crypto::master::{MasterKey, ciphertext_key_id};
+    use keymint::db::schema::{api_keys, master_key_check, signing_keys};
+    use serde_json::json;
+
+    let app = spawn_app(backend).await;
+    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let key = crate::keys::create_key(
+        &app,
+        &admin,
+        json!({"name": "adv", "security_level": "advanced"}),
+    )
+    .await;
+    let id = key["id"].as_str().unwrap().to_owned();
+    let rotated: serde_json::Value = crate::keys::call(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{id}/rotate"),
+        &admin,
+        Some(json!({"grace_period_s": 3600})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let secret = rotated["key"].as_str().unwrap().to_owned();
+
+    let new_file = app.db.dir.path().join("new-master.key");
+    let new = MasterKey::generate_file(&new_file).unwrap();
+    let new_path = new_file.to_string_lossy().into_owned();
+    let (code, _, stderr) = crate::helpers::run_cli_on(
+        &app.db,
+        &["master-key", "rotate", "--new-key-file", &new_path],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("re-encrypted 2 signing key(s) and 1 advanced key secret(s)"),
+        "{stderr}"
+    );
+
+    let mut conn = app.db.connect();
+    let sealed: Vec<Vec<u8>> = signing_keys::table
+        .select(signing_keys::private_key_enc)
+        .load(&mut conn)
+        .unwrap();
+    let (current, previous): (Option<Vec<u8>>, Option<Vec<u8>>) = api_keys::table
+        .find(&id)
+        .select((api_keys::secret_enc, api_keys::previous_secret_enc))
+        .first(&mut conn)
+        .unwrap();
+    for blob in sealed
+        .iter()
+        .chain([current.as_ref().unwrap(), previous.as_ref().unwrap()])
+    {
+        assert_eq!(ciphertext_key_id(blob).as_deref(), Some(new.id()));
+    }
+    let check_id: String = master_key_check::table
+        .select(master_key_check::master_key_id)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(check_id, new.id());
+
+    // A server with the new key starts and checks signatures; with the old
+    // key it refuses to start.
+    let server = ServerProcess::start(&app.db, &[("KEYMINT_MASTER_KEY_FILE", &new_path)]).await;
+    let headers = keymint::grants::signed::sign_request(
+        &secret,
+        &id,
+        chrono::Utc::now().timestamp_millis(),
+        &uuid::Uuid::now_v7().simple().to_string(),
+        "POST",
+        "/api/v1/token",
+        b"",
+    );
+    let mut request = app
+        .client
+        .post(format!("http://127.0.0.1:{}/api/v1/token", server.port));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    server.stop().await;
+    let url = app.db.url();
+    let old = app.db.master_key_file().to_string_lossy().into_owned();
+    let (code, _, stderr) = run_cli(
+        &["serve", "--bind", "127.0.0.1:0", "--database-url", &url],
+        &[("KEYMINT_MASTER_KEY_FILE", &old), ("RUST_LOG", "off")],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("is not the one this database was written with"),
+        "{stderr}"
     );
 }
