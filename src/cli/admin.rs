@@ -2,6 +2,7 @@
 //! each change in one transaction with its audit event (actor `cli`).
 
 use chrono::Utc;
+use diesel::RunQueryDsl;
 
 use super::{CreateKeyArgs, KeysCommand};
 use crate::audit::{Actor, Origin};
@@ -260,6 +261,76 @@ pub fn rotate_master_key(
         done.api_key_secrets,
         new.id(),
         new_key_file.display()
+    );
+    Ok(())
+}
+
+/// Bulk insert for benchmarks: keys with a rate limit high enough that the
+/// limiter never answers, in transactions of 5 000, their `id secret`
+/// written to `out` (mode 0600) — a file of live secrets, for load tests.
+pub fn bench_seed(
+    settings: &Settings,
+    count: u64,
+    out: &std::path::Path,
+    scopes: Vec<String>,
+) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut conn = open(settings)?;
+    let tenant = tenant(&mut conn, tenants::SYSTEM_TENANT)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut file = std::io::BufWriter::new(file);
+    let actor = Actor::cli();
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    while done < count {
+        let batch = (count - done).min(5_000);
+        let now = Utc::now().naive_utc();
+        let mut lines = Vec::with_capacity(batch as usize);
+        db::write_transaction(&mut conn, |conn| {
+            for i in 0..batch {
+                let new = NewKey {
+                    tenant_id: tenant.id.clone(),
+                    name: format!("bench-{}", done + i),
+                    description: None,
+                    owner: None,
+                    scopes: scopes.clone(),
+                    audiences: Vec::new(),
+                    expires_at: None,
+                    max_token_ttl_s: None,
+                    rate_limit_per_s: Some(1_000_000.0),
+                    ip_allowlist: None,
+                    claims: None,
+                    metadata: None,
+                    security_level: SecurityLevel::Standard,
+                    created_by: actor.clone(),
+                    parent_key_id: None,
+                };
+                let (row, secret) = store::prepare(&new, &settings.tokens.key_prefix, now)
+                    .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+                diesel::insert_into(crate::db::schema::api_keys::table)
+                    .values(&row)
+                    .execute(conn)?;
+                lines.push(format!("{} {}", row.id, secret.expose()));
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .map_err(|e| e.to_string())?;
+        for line in lines {
+            writeln!(file, "{line}").map_err(|e| e.to_string())?;
+        }
+        done += batch;
+    }
+    file.flush().map_err(|e| e.to_string())?;
+    eprintln!(
+        "seeded {count} keys in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -63,6 +63,17 @@ pub enum Command {
     /// Manage the master key that encrypts secrets at rest.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
+    /// Benchmark support: insert COUNT keys in bulk and write `id secret`
+    /// lines to OUT. Not for production data.
+    #[command(hide = true, name = "bench-seed")]
+    BenchSeed {
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +203,9 @@ pub fn main() -> ExitCode {
         }) => admin::set_settings(&settings, &tenant, &assignments),
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             admin::rotate_master_key(&settings, &new_key_file)
+        }
+        Command::BenchSeed { count, out, scopes } => {
+            admin::bench_seed(&settings, count, &out, scopes)
         }
     };
     match result {

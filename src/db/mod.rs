@@ -37,6 +37,21 @@ impl AnyConnection {
     }
 }
 
+/// Runs one query text on the concrete connection underneath. Through
+/// `AnyConnection` Diesel rebuilds a query's SQL on every call to find its
+/// cached statement; on the concrete connection the statement is found by
+/// type. Only for the hot path (the token exchange): the query is still
+/// written once, and must compile for both backends.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+            $crate::db::AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+
 pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 

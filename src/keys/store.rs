@@ -139,7 +139,7 @@ pub fn find_by_secret_hash(
     hash: &SecretHash,
 ) -> QueryResult<Option<Candidate>> {
     let bytes = hash.as_bytes();
-    let found: Option<(ApiKey, Tenant)> = api_keys::table
+    let found: Option<(ApiKey, Tenant)> = crate::on_backend!(conn, |c| api_keys::table
         .inner_join(tenants::table)
         .filter(
             api_keys::secret_hash
@@ -148,8 +148,8 @@ pub fn find_by_secret_hash(
         )
         .filter(api_keys::deleted_at.is_null())
         .select((ApiKey::as_select(), Tenant::as_select()))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     Ok(found.map(|(key, tenant)| {
         let via_previous = key
             .secret_hash

@@ -694,8 +694,9 @@ async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
     let token: Value = response.json().await.unwrap();
     assert_eq!(token["scope"], "read");
 
-    // Replayed: here, and on a second server sharing the database.
-    let replica = app.spawn_replica().await;
+    // Replayed: here, and on a second server process sharing the database.
+    let replica_process = crate::helpers::ServerProcess::start(&app.db, &[]).await;
+    let replica = format!("http://127.0.0.1:{}", replica_process.port);
     for base in [app.address.clone(), replica.clone()] {
         let response = send(base, "/oauth/token", headers.clone(), body, form).await;
         assert_eq!(response.status(), 401);

@@ -235,22 +235,6 @@ pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
 }
 
 impl TestApp {
-    /// A second keymint process-in-process on the same database (a replica);
-    /// returns its base URL.
-    pub async fn spawn_replica(&self) -> String {
-        let options = StartOptions {
-            print_bootstrap_key: false,
-            bootstrap_key_file: None,
-            master_key_file: Some(self.db.master_key_file()),
-        };
-        let app = Application::build_with(self.db.settings(""), options)
-            .await
-            .expect("replica starts");
-        let port = app.port();
-        tokio::spawn(app.run_until_stopped());
-        format!("http://127.0.0.1:{port}")
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

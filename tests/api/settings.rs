@@ -259,6 +259,28 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
         200
     );
 
+    // The tenant's default rate applies to keys without their own.
+    assert_eq!(
+        patch(&app, &admin, json!({"default_rate_limit_per_s": 1}))
+            .await
+            .status(),
+        200
+    );
+    let fresh = create_key(&app, &admin, json!({"name": "limited"})).await;
+    let fresh_secret = fresh["key"].as_str().unwrap();
+    assert_eq!(
+        exchange(&app, Form::XApiKey, fresh_secret, &[])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        exchange(&app, Form::XApiKey, fresh_secret, &[])
+            .await
+            .status(),
+        429
+    );
+
     // require_ip_allowlist: keys without a list stop exchanging and cannot be made.
     let listed = create_key(
         &app,
