@@ -1,6 +1,7 @@
 //! The token hot path, piece by piece: parse + checksum + hash a presented
-//! key, sign a JWT through the ring provider, verify one, and "verify key +
-//! sign JWT" together. Run with `cargo bench --bench exchange`.
+//! key, sign a JWT through the ring provider, verify one, "verify key + sign
+//! JWT" together, and the whole exchange in-process against SQLite (look-up,
+//! policy, claims, signature). Run with `cargo bench --bench exchange`.
 
 use std::hint::black_box;
 
@@ -63,6 +64,58 @@ fn bench(c: &mut Criterion) {
     c.bench_function("jwt: verify ES256", |b| {
         b.iter(|| jsonwebtoken::decode::<AccessClaims>(black_box(&token), &decoding, &validation))
     });
+    // The whole exchange against a real SQLite file with 1 000 keys.
+    let now_naive = Utc::now().naive_utc();
+    keymint::bootstrap::ensure_system_tenant(&mut conn, now_naive).expect("tenant");
+    let tenant = keymint::tenants::find_by_slug(&mut conn, "default")
+        .expect("query")
+        .expect("tenant");
+    let mut secrets = Vec::new();
+    for i in 0..1000 {
+        let new = keymint::keys::store::NewKey {
+            tenant_id: tenant.id.clone(),
+            name: format!("bench-{i}"),
+            description: None,
+            owner: Some("svc".into()),
+            scopes: vec!["read".into()],
+            audiences: Vec::new(),
+            expires_at: None,
+            max_token_ttl_s: None,
+            rate_limit_per_s: None,
+            ip_allowlist: None,
+            claims: None,
+            metadata: None,
+            security_level: keymint::keys::SecurityLevel::Standard,
+            created_by: keymint::audit::Actor::system("bench"),
+            parent_key_id: None,
+        };
+        let (row, secret) = keymint::keys::store::prepare(&new, "km", now_naive).expect("key");
+        keymint::keys::store::insert(&mut conn, &row, &new.created_by, &Default::default())
+            .expect("insert");
+        secrets.push(secret.expose().to_owned());
+    }
+    let admin_audience = settings.tokens.admin_audience.clone();
+    let issuer = settings.tokens.issuer.clone();
+    let mut next = 0usize;
+    c.bench_function("whole exchange in-process (SQLite, 1k keys)", |b| {
+        b.iter(|| {
+            next = (next + 1) % secrets.len();
+            let secret = ApiKeySecret::parse(&secrets[next]).expect("valid");
+            let candidate = keymint::grants::authenticate(&mut conn, &secret, None, now_naive)
+                .expect("query")
+                .expect("active key");
+            let decision = keymint::tokens::issue::decide(
+                &candidate,
+                &Default::default(),
+                &admin_audience,
+                now_naive,
+            )
+            .expect("allowed");
+            let claims = keymint::tokens::issue::claims(&candidate, &decision, &issuer, now_unix);
+            signer.sign(&claims)
+        })
+    });
+
     c.bench_function("verify key + sign JWT", |b| {
         b.iter(|| {
             let parsed = ApiKeySecret::parse(black_box(&presented)).expect("valid");

@@ -122,12 +122,20 @@ fn create(
         ip_allowlist: None,
         claims: None,
         metadata: None,
-        security_level: SecurityLevel::Standard,
+        security_level: if args.advanced {
+            SecurityLevel::Advanced
+        } else {
+            SecurityLevel::Standard
+        },
         created_by: actor.clone(),
         parent_key_id: None,
     };
-    let (row, secret) =
+    let (mut row, secret) =
         store::prepare(&new, &settings.tokens.key_prefix, now).map_err(|e| e.to_string())?;
+    if args.advanced {
+        let master = open_master_key(settings, conn, None).map_err(|e| e.to_string())?;
+        store::seal_advanced(&mut row, &master, secret.expose()).map_err(|e| e.to_string())?;
+    }
     db::write_transaction(conn, |conn| {
         store::insert(conn, &row, &actor, &Origin::default())
     })

@@ -154,6 +154,9 @@ pub struct CreateKeyArgs {
     /// The longest token this key may get, 30..3600 seconds.
     #[arg(long, value_name = "SECONDS")]
     pub max_token_ttl: Option<i64>,
+    /// An advanced key: its secret signs requests and is never sent.
+    #[arg(long)]
+    pub advanced: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@ use actix_web::HttpRequest;
 use chrono::{DateTime, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::crypto::master::{Aad, MasterKey, Purpose};
+use crate::crypto::master::{MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants, used_nonces};
 use crate::db::{AnyConnection, DbError};
@@ -155,14 +155,6 @@ impl SignedRequest {
     }
 }
 
-fn aad(key: &ApiKey) -> Aad<'_> {
-    Aad {
-        table: "api_keys",
-        row_id: &key.id,
-        tenant: &key.tenant_id,
-    }
-}
-
 fn hmac_matches(
     master: &MasterKey,
     key: &ApiKey,
@@ -170,7 +162,11 @@ fn hmac_matches(
     request: &SignedRequest,
 ) -> bool {
     let Some(sealed) = sealed else { return false };
-    let Ok(secret) = master.decrypt(Purpose::ApiKeySecrets, &aad(key), sealed) else {
+    let Ok(secret) = master.decrypt(
+        Purpose::ApiKeySecrets,
+        &crate::keys::store::secret_aad(key),
+        sealed,
+    ) else {
         return false;
     };
     let hmac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::audit::{self, Origin};
 use crate::auth::Principal;
-use crate::crypto::master::{Aad, MasterKey, Purpose};
+use crate::crypto::master::MasterKey;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection};
@@ -418,10 +418,8 @@ pub async fn create(
         ));
     }
     if new.security_level == SecurityLevel::Advanced {
-        // The secret never travels for advanced keys: keep it encrypted to
-        // check signatures with, and out of the hash index.
-        row.secret_enc = Some(encrypt_secret(&state.master, &row, secret.expose())?);
-        row.secret_hash = None;
+        store::seal_advanced(&mut row, &state.master, secret.expose())
+            .map_err(ApiError::internal)?;
     }
 
     let origin = principal.origin.clone();
@@ -465,20 +463,6 @@ pub async fn create(
         view: KeyView::of(&inserted, &tenant_slug, now),
         key: secret.expose().to_owned(),
     })
-}
-
-fn encrypt_secret(master: &MasterKey, row: &ApiKey, secret: &str) -> Result<Vec<u8>, ApiError> {
-    master
-        .encrypt(
-            Purpose::ApiKeySecrets,
-            &Aad {
-                table: "api_keys",
-                row_id: &row.id,
-                tenant: &row.tenant_id,
-            },
-            secret.as_bytes(),
-        )
-        .map_err(ApiError::internal)
 }
 
 fn count_live_keys(
@@ -1096,7 +1080,10 @@ pub async fn rotate(
         secret_hash: (!advanced).then(|| secret.hash().as_bytes().to_vec()),
         previous_secret_hash: previous_until.and(key.secret_hash.clone()),
         secret_enc: if advanced {
-            Some(encrypt_secret(&state.master, &key, secret.expose())?)
+            Some(
+                store::encrypt_secret(&state.master, &key, secret.expose())
+                    .map_err(ApiError::internal)?,
+            )
         } else {
             None
         },

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::audit::{self, Actor, Origin};
+use crate::crypto::master::{Aad, MasterKey, MasterKeyError, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
@@ -89,6 +90,35 @@ pub fn prepare(
         deleted_at: None,
     };
     Ok((row, secret))
+}
+
+/// Makes a prepared row an advanced key's: the secret is kept only
+/// encrypted (to check signatures with) and out of the hash index.
+pub fn seal_advanced(
+    row: &mut ApiKey,
+    master: &MasterKey,
+    secret: &str,
+) -> Result<(), MasterKeyError> {
+    row.secret_enc = Some(encrypt_secret(master, row, secret)?);
+    row.secret_hash = None;
+    Ok(())
+}
+
+/// Where an advanced key's secret ciphertext belongs: its own row.
+pub fn secret_aad(key: &ApiKey) -> Aad<'_> {
+    Aad {
+        table: "api_keys",
+        row_id: &key.id,
+        tenant: &key.tenant_id,
+    }
+}
+
+pub fn encrypt_secret(
+    master: &MasterKey,
+    key: &ApiKey,
+    secret: &str,
+) -> Result<Vec<u8>, MasterKeyError> {
+    master.encrypt(Purpose::ApiKeySecrets, &secret_aad(key), secret.as_bytes())
 }
 
 /// Inserts a prepared key with its `key.created` event. Call inside a

@@ -833,6 +833,34 @@ async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
     let active: Value = response.json().await.unwrap();
     assert_eq!(active["active"], true);
 
+    // The CLI makes advanced keys too.
+    let (cli_id, cli_secret) = crate::token::cli_key(
+        &app,
+        &["--name", "cli-adv", "--advanced", "--scopes", "read"],
+    )
+    .await;
+    let headers = sign_request(
+        &cli_secret,
+        &cli_id,
+        now_ms(),
+        &nonce(),
+        "POST",
+        "/api/v1/token",
+        b"",
+    );
+    assert_eq!(
+        send(app.address.clone(), "/api/v1/token", headers, "", "")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        exchange(&app, Form::XApiKey, &cli_secret, &[])
+            .await
+            .status(),
+        401
+    );
+
     // The secret is stored encrypted, never hashed for lookup.
     use diesel::prelude::*;
     let mut conn = app.db.connect();
