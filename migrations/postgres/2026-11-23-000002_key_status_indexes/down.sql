@@ -1,0 +1,2 @@
+DROP INDEX api_keys_expiring_by_tenant;
+DROP INDEX api_keys_revoked_by_tenant;
