@@ -1,3 +1,5 @@
 //! Types parsed at the edge: once a value is one of these, it is valid.
 
+pub mod audience;
+pub mod cidr;
 pub mod scope;

@@ -6,7 +6,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,7 +15,7 @@ use crate::crypto::master::MasterKey;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection};
-use crate::domain::scope;
+use crate::domain::{audience, cidr, scope};
 use crate::error::{ApiError, FieldError};
 use crate::keys::SecurityLevel;
 use crate::keys::rules::{self, Expiry};
@@ -32,32 +31,6 @@ pub const MAX_ALLOWLIST: usize = 100;
 pub const MAX_BULK: usize = 1000;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
-
-fn cidr(value: &str) -> Result<(), String> {
-    let net: IpNet = value
-        .parse()
-        .map_err(|_| format!("`{}` is not a CIDR", ascii_quote(value)))?;
-    if net.trunc() != net {
-        return Err(format!("`{value}` has host bits set (use {})", net.trunc()));
-    }
-    Ok(())
-}
-
-fn audience_syntax(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 200
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && (value.strip_prefix("urn:").is_some_and(|r| !r.is_empty())
-            || url::Url::parse(value).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` must be an absolute URI or a urn:",
-            ascii_quote(value)
-        ))
-    }
-}
 
 fn scope_syntax(value: &str) -> Result<(), String> {
     if scope::is_valid(value) {
@@ -166,7 +139,9 @@ fn parse_create(bytes: &[u8]) -> Result<CreateRequest, ApiError> {
     } else {
         Expiry::Unspecified
     };
-    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr).value();
+    let ip_allowlist = body
+        .strings("ip_allowlist", MAX_ALLOWLIST, cidr::check)
+        .value();
     let security_level = match body.string("security_level", 1, 20) {
         Field::Value(level) => match level.as_str() {
             "standard" => SecurityLevel::Standard,
@@ -180,7 +155,7 @@ fn parse_create(bytes: &[u8]) -> Result<CreateRequest, ApiError> {
     };
     let max_token_ttl_s = body.integer("max_token_ttl_s", 30, 3600).value();
     let audiences = body
-        .strings("audiences", rules::MAX_AUDIENCES, audience_syntax)
+        .strings("audiences", rules::MAX_AUDIENCES, audience::check)
         .value()
         .unwrap_or_default();
     let rate_limit_per_s = body
@@ -584,19 +559,7 @@ pub async fn list(
     {
         errors.push(FieldError::new("owner", e));
     }
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=200).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::new(
-                    "limit",
-                    "must be a whole number from 1 to 200",
-                ));
-                50
-            }
-        },
-    };
+    let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
     // keys:self callers see only their own keys, whatever they ask.
     let owner = if principal.self_only() {
         Some(principal.sub.clone())
@@ -737,7 +700,7 @@ pub async fn patch(
         body.error("name", "cannot be removed");
     }
     let description = body.string("description", 0, rules::MAX_DESCRIPTION);
-    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr);
+    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr::check);
     let metadata = body.object("metadata", MAX_JSON_OBJECT);
     let claims = body.object("claims", MAX_JSON_OBJECT);
     let expires_at = body.timestamp("expires_at");

@@ -64,19 +64,7 @@ pub async fn list(
     };
     let since = time("since", &q.since);
     let until = time("until", &q.until);
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=200).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::new(
-                    "limit",
-                    "must be a whole number from 1 to 200",
-                ));
-                50
-            }
-        },
-    };
+    let limit = crate::routes::json_body::page_limit(q.limit.as_deref(), &mut errors);
     let digest = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}",
         q.action, q.key_id, q.actor, q.since, q.until

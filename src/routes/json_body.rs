@@ -11,6 +11,23 @@ use crate::error::{ApiError, FieldError};
 
 pub const MAX_DEPTH: usize = 16;
 
+/// A list's `limit`: 1..200, default 50; a bad value is recorded in `errors`.
+pub fn page_limit(raw: Option<&str>, errors: &mut Vec<FieldError>) -> i64 {
+    match raw {
+        None => 50,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 200",
+                ));
+                50
+            }
+        },
+    }
+}
+
 /// A member of a merge patch: absent, `null`, or a value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field<T> {

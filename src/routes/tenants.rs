@@ -139,19 +139,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     require(&principal)?;
     let mut errors = Vec::new();
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=200).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::new(
-                    "limit",
-                    "must be a whole number from 1 to 200",
-                ));
-                50
-            }
-        },
-    };
+    let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
     let after = match &query.cursor {
         None => None,
         Some(c) => match open_cursor::<TenantCursor>(&state.master, c) {

@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::db::models::{Tenant, TenantAudience};
 use crate::db::schema::{api_keys, tenant_audiences, tenants};
 use crate::db::{self, AnyConnection};
+use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
 use crate::routes::json_body::{Body, Field};
 use crate::startup::AppState;
@@ -132,32 +133,6 @@ fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
     }
 }
 
-fn cidr(value: &str) -> Result<(), String> {
-    let net: IpNet = value
-        .parse()
-        .map_err(|_| format!("`{}` is not a CIDR", ascii_quote(value)))?;
-    if net.trunc() != net {
-        return Err(format!("`{value}` has host bits set (use {})", net.trunc()));
-    }
-    Ok(())
-}
-
-fn audience(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 200
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && (value.strip_prefix("urn:").is_some_and(|r| !r.is_empty())
-            || url::Url::parse(value).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` must be an absolute URI or a urn:",
-            ascii_quote(value)
-        ))
-    }
-}
-
 /// Parses a patch body; every bad field is named.
 pub fn parse(bytes: &[u8]) -> Result<(Changes, bool), ApiError> {
     let mut body = Body::parse(bytes, FIELDS)?;
@@ -174,14 +149,14 @@ pub fn parse(bytes: &[u8]) -> Result<(Changes, bool), ApiError> {
     let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
     let f = body.boolean("require_ip_allowlist");
     let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
-    let f = body.strings("allowed_ip_ranges", MAX_RANGES, cidr);
+    let f = body.strings("allowed_ip_ranges", MAX_RANGES, cidr::check);
     let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
-    let f = body.strings("audiences", MAX_AUDIENCES, audience);
+    let f = body.strings("audiences", MAX_AUDIENCES, audience::check);
     let audiences = not_null(&mut body, "audiences", f);
     let f = body.string("default_audience", 1, 200);
     let default_audience = not_null(&mut body, "default_audience", f);
     if let Some(d) = &default_audience
-        && let Err(e) = audience(d)
+        && let Err(e) = audience::check(d)
     {
         body.error("default_audience", e);
     }
