@@ -254,7 +254,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_keymint");
 pub struct ServerProcess {
     pub child: Child,
     pub port: u16,
-    pub stderr: Vec<String>,
+    /// Every line the process has written to stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -304,12 +305,21 @@ impl ServerProcess {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("keymint did not start: {seen:#?}"));
-        // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stderr (so the child never blocks on a full pipe),
+        // keeping the lines for tests that read the logs.
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(seen));
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut all) = sink.lock() {
+                    all.push(line);
+                }
+            }
+        });
         Self {
             child,
             port,
-            stderr: seen,
+            stderr,
         }
     }
 

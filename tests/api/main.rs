@@ -7,6 +7,7 @@ mod health;
 mod janitor;
 mod keys;
 mod lifecycle;
+mod logs;
 mod settings;
 mod tenants;
 mod token;
