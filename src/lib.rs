@@ -15,6 +15,7 @@ pub mod grants;
 pub mod janitor;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

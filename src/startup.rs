@@ -82,7 +82,9 @@ pub enum StartupError {
 
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    metrics_server: Server,
     state: web::Data<AppState>,
 }
 
@@ -134,9 +136,12 @@ impl Application {
             println!("{}{}", bootstrap::STDOUT_MARKER, secret.expose());
         }
         let server = serve(listener, state.clone(), &settings)?;
+        let (metrics_server, metrics_port) = serve_metrics(state.clone(), &settings)?;
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
             state,
         })
     }
@@ -145,12 +150,21 @@ impl Application {
         self.port
     }
 
+    /// The port of the metrics listener (`metrics.bind`).
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     /// Serves until SIGTERM/SIGINT (or a stop through the server handle),
     /// letting in-flight requests finish within `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let background = spawn_background(self.state.clone());
+        let metrics = self.metrics_server.handle();
+        let metrics_task = tokio::spawn(self.metrics_server);
         let served = self.server.await;
         background.abort();
+        metrics.stop(true).await;
+        let _ = metrics_task.await;
         // Whatever was counted since the last flush is written before exit.
         if let Err(err) = self.state.usage.flush(&self.state.pool).await {
             tracing::warn!(error = %err, "final usage flush failed");
@@ -397,6 +411,32 @@ fn serve(
         .map_err(|e| StartupError::Other(e.to_string()))?
         .run();
     Ok(server)
+}
+
+/// The metrics listener: `GET /metrics` only, on its own address, one worker.
+fn serve_metrics(
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> Result<(Server, u16), StartupError> {
+    crate::metrics::handle();
+    let addr = settings.metrics.bind;
+    let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(resource("/metrics").route(web::get().to(crate::metrics::render)))
+            .default_service(web::to(fallback::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| StartupError::Other(e.to_string()))?
+    .run();
+    Ok((server, port))
 }
 
 /// The whole route table. Every resource answers unknown methods with 405.

@@ -98,11 +98,13 @@ impl Usage {
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
         let pending = self.drain();
         if pending.is_empty() {
+            crate::metrics::usage_flushed();
             return Ok(0);
         }
         let result = db::connection(pool).and_then(|mut conn| write(conn.get(), &pending));
-        if result.is_err() {
-            self.restore(pending);
+        match &result {
+            Ok(_) => crate::metrics::usage_flushed(),
+            Err(_) => self.restore(pending),
         }
         result
     }

@@ -252,7 +252,9 @@ where
 {
     let pool = pool.clone();
     let task = tokio::task::spawn_blocking(move || {
+        let waited = std::time::Instant::now();
         let mut conn = connection(&pool)?;
+        crate::metrics::pool_wait(waited.elapsed());
         let result = work(conn.get());
         if result.is_err() {
             conn.check_after_error();

@@ -138,8 +138,31 @@ fn parse_nets(json: &str) -> Vec<IpNet> {
     list.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
-/// The shared checklist: authenticate, admit, decide, sign.
+/// The shared checklist, counted in the metrics by grant and refusal reason.
 pub async fn exchange(
+    state: &AppState,
+    credential: Credential,
+    requested: Requested,
+    flavor: Flavor,
+    client_ip: Option<IpAddr>,
+    request_id: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = match (&flavor, &credential) {
+        (Flavor::TokenExchange { .. }, _) => "token_exchange",
+        (Flavor::Client, Credential::Signed(_)) => "signed_request",
+        (Flavor::Client, Credential::Secret(p)) if p.scheme == AuthScheme::ApiKey => "api_key",
+        (Flavor::Client, Credential::Secret(_)) => "client_credentials",
+    };
+    let result = checklist(state, credential, requested, flavor, client_ip, request_id).await;
+    match &result {
+        Ok(_) => crate::metrics::token_issued(grant),
+        Err(err) => crate::metrics::token_refused(err.code.as_str()),
+    }
+    result
+}
+
+/// Authenticate, admit, decide, sign.
+async fn checklist(
     state: &AppState,
     credential: Credential,
     requested: Requested,

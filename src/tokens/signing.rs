@@ -392,6 +392,19 @@ impl KeyRing {
             .cloned()
     }
 
+    /// When the signing key became active, and when the next one activates.
+    pub fn schedule(&self, now_unix: i64) -> Option<(i64, Option<i64>)> {
+        let ring = self.snapshot();
+        let active = ring.signers.iter().find(|s| s.activates_at <= now_unix)?;
+        let next = ring
+            .signers
+            .iter()
+            .filter(|s| s.activates_at > now_unix)
+            .map(|s| s.activates_at)
+            .min();
+        Some((active.activates_at, next))
+    }
+
     /// The serialized JWKS, ready to send.
     pub fn jwks(&self) -> Arc<[u8]> {
         self.snapshot().jwks.clone()

@@ -66,3 +66,60 @@ async fn request_ids_are_echoed_or_made(backend: Backend) {
     assert_ne!(id, "bad id\twith spaces");
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_and_live_on_their_own_listener() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for _ in 0..3 {
+        let response =
+            crate::token::exchange(&app, crate::token::Form::XApiKey, &app.bootstrap_key, &[])
+                .await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = crate::token::exchange(&app, crate::token::Form::XApiKey, "km_nope", &[]).await;
+    assert_eq!(response.status(), 401);
+
+    // Not on the API port.
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = app
+            .client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("keymint_usage_last_flush_timestamp_seconds") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    // The recorder is process-wide (other tests' apps count too): at least ours.
+    assert!(value("keymint_tokens_issued_total{grant=\"api_key\"}") >= 3.0);
+    assert!(value("keymint_token_refusals_total{reason=\"invalid_client\"}") >= 1.0);
+    assert!(text.contains(
+        "keymint_http_requests_total{route=\"/api/v1/token\",method=\"POST\",status=\"200\"}"
+    ));
+    assert!(text.contains("keymint_http_request_duration_seconds_bucket"));
+    assert!(text.contains("keymint_db_pool_connections{state=\"idle\"}"));
+    assert!(text.contains("keymint_db_pool_wait_seconds"));
+    assert!(value("keymint_signing_key_next_rotation_seconds") > 0.0);
+    assert!(text.contains("keymint_signing_key_age_seconds"));
+    // No key ids, owners, tenants or addresses in labels.
+    let key_id = crate::token::key_id_of(&app, &app.bootstrap_key).await;
+    assert!(!text.contains(&key_id));
+    assert!(!text.contains("127.0.0.1"));
+    assert!(!text.contains("tenant="));
+}

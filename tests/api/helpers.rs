@@ -180,7 +180,8 @@ impl TestDatabase {
         let base = "[server]\nworkers = 1\nshutdown_timeout_s = 2\n\
                     [database]\nmax_connections = 4\n\
                     [usage]\nflush_interval_ms = 200\n\
-                    [limits]\nfailed_auth_per_minute = 10000\n";
+                    [limits]\nfailed_auth_per_minute = 10000\n\
+                    [metrics]\nbind = \"127.0.0.1:0\"\n";
         Settings::from_toml(&[base, extra], &overrides).expect("test settings")
     }
 }
@@ -188,6 +189,7 @@ impl TestDatabase {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    pub metrics_port: u16,
     pub client: reqwest::Client,
     pub db: TestDatabase,
     /// The bootstrap key's secret (every reserved scope, system tenant).
@@ -214,6 +216,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
         .await
         .expect("keymint starts");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let bootstrap_key = std::fs::read_to_string(&bootstrap_file)
         .expect("bootstrap key file")
@@ -223,6 +226,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
     TestApp {
         address: issuer.clone(),
         port,
+        metrics_port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -278,6 +282,7 @@ impl ServerProcess {
             .env("RUST_LOG", "info")
             .env("KEYMINT_MASTER_KEY_FILE", db.master_key_file())
             .env("KEYMINT__SERVER__SHUTDOWN_TIMEOUT_S", "10")
+            .env("KEYMINT__METRICS__BIND", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
