@@ -80,20 +80,39 @@ pub fn reject_query(req: &HttpRequest) -> Result<(), OAuthError> {
     }
 }
 
-/// Reads the body up to `limit` bytes; beyond it, 413.
-pub async fn read_body(
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads a request body up to `limit` bytes into a zeroizing buffer (token
+/// endpoint bodies carry secrets). Every route reads its body through this.
+pub async fn read_capped(
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Zeroizing<Vec<u8>>, OAuthError> {
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
     let mut body = Zeroizing::new(Vec::new());
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if body.len() + chunk.len() > limit {
-            return Err(OAuthError::payload_too_large(limit));
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads the body up to `limit` bytes; beyond it, 413 with an OAuth body.
+pub async fn read_body(
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Zeroizing<Vec<u8>>, OAuthError> {
+    read_capped(payload, limit).await.map_err(|e| match e {
+        BodyError::TooLarge => OAuthError::payload_too_large(limit),
+        BodyError::Unreadable => OAuthError::invalid_request("the body could not be read"),
+    })
 }
 
 #[cfg(test)]

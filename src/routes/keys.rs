@@ -6,10 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::keys::manage::{self, ListQuery};
-use crate::routes::json_body::is_json;
-use crate::startup::AppState;
+use crate::routes::json_body::{is_json, read_limited};
+use crate::startup::{AppState, BODY_LIMIT};
 
-fn json_body(req: &HttpRequest, body: &web::Bytes, merge_patch: bool) -> Result<(), ApiError> {
+fn json_body(req: &HttpRequest, body: &[u8], merge_patch: bool) -> Result<(), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) || is_json(req, merge_patch) {
         Ok(())
     } else {
@@ -24,9 +24,10 @@ fn json_body(req: &HttpRequest, body: &web::Bytes, merge_patch: bool) -> Result<
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
     let created = manage::create(&state, principal, &body).await?;
     Ok(HttpResponse::Created()
@@ -58,9 +59,10 @@ pub async fn patch(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, true)?;
     Ok(HttpResponse::Ok().json(manage::patch(&state, principal, &id, &body).await?))
 }
@@ -69,9 +71,10 @@ pub async fn revoke(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
     Ok(HttpResponse::Ok().json(manage::revoke(&state, principal, &id, &body).await?))
 }
@@ -79,9 +82,10 @@ pub async fn revoke(
 pub async fn revoke_many(
     req: HttpRequest,
     principal: Principal,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
     Ok(HttpResponse::Ok().json(manage::revoke_many(&state, principal, &body).await?))
 }
@@ -99,9 +103,10 @@ pub async fn rotate(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
     Ok(HttpResponse::Ok().json(manage::rotate(&state, principal, &id, &body).await?))
 }

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::Principal;
 use crate::domain::scope;
 use crate::error::ApiError;
-use crate::routes::json_body::is_json;
-use crate::startup::AppState;
+use crate::routes::json_body::{is_json, read_limited};
+use crate::startup::{AppState, BODY_LIMIT};
 use crate::tenants::policy;
 
 pub async fn get(
@@ -21,9 +21,10 @@ pub async fn get(
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, BODY_LIMIT).await?;
     principal.require(scope::ADMIN_SETTINGS)?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(

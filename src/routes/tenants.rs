@@ -13,8 +13,8 @@ use crate::db::{self};
 use crate::domain::scope;
 use crate::error::{ApiError, FieldError};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
-use crate::routes::json_body::{Body, is_json};
-use crate::startup::AppState;
+use crate::routes::json_body::{Body, is_json, read_limited};
+use crate::startup::{AppState, BODY_LIMIT};
 use crate::tenants::{self, SYSTEM_TENANT};
 
 #[derive(Debug, Serialize)]
@@ -61,9 +61,10 @@ fn read_name(body: &mut Body, required: bool) -> Option<String> {
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
-    bytes: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = read_limited(payload, BODY_LIMIT).await?;
     require(&principal)?;
     if !is_json(&req, false) {
         return Err(ApiError::UnsupportedMediaType(
@@ -181,9 +182,10 @@ pub async fn patch(
     req: HttpRequest,
     principal: Principal,
     slug: web::Path<String>,
-    bytes: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = read_limited(payload, BODY_LIMIT).await?;
     require(&principal)?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(

@@ -457,3 +457,64 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
         "{stderr}"
     );
 }
+
+/// A client that never finishes its request head is cut off after
+/// `server.client_request_timeout_ms`, and bodies over the limit are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_oversized_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nclient_request_timeout_ms = 500\n",
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server closed the connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+
+    // 64 KiB on admin routes, 8 KiB on token endpoints.
+    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let big = "x".repeat(70 * 1024);
+    let response = app
+        .client
+        .post(app.url("/api/v1/keys"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {admin}"))
+        .body(format!("{{\"name\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/token"))
+        .header("X-API-Key", &app.bootstrap_key)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"scope\":\"{}\"}}", "x".repeat(9 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
