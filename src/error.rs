@@ -93,13 +93,6 @@ impl ApiError {
         Self::BadRequest { detail, errors }
     }
 
-    pub fn unprocessable(detail: impl Into<String>) -> Self {
-        Self::Unprocessable {
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
-    }
-
     /// Logs an internal failure in the current request span and hides it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::Ipv6Net;
 use lru::LruCache;
 
 const SHARDS: usize = 16;
@@ -129,11 +129,6 @@ impl Limiter {
             }
         }
     }
-}
-
-/// Whether `ip` is inside any of `nets`.
-pub fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
-    nets.iter().any(|n| n.contains(&ip))
 }
 
 #[cfg(test)]

@@ -82,16 +82,6 @@ impl DbError {
             _ => false,
         }
     }
-
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
-            Self::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
-        )
-    }
 }
 
 /// Opens connections of the backend named by the URL scheme, with the

@@ -84,13 +84,6 @@ pub fn register(alg: Algorithm, pkcs8: &[u8]) -> Result<Arc<ParsedKey>, Error> {
     Ok(parsed)
 }
 
-/// Forgets a key pair (a retired or revoked key that will sign no more).
-pub fn forget(pkcs8: &[u8]) {
-    if let Ok(mut map) = cache().write() {
-        map.remove(&cache_key(pkcs8));
-    }
-}
-
 fn lookup(pkcs8: &[u8]) -> Option<Arc<ParsedKey>> {
     cache().read().ok()?.get(&cache_key(pkcs8)).cloned()
 }
