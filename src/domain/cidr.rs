@@ -14,6 +14,17 @@ pub fn check(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A stored list of CIDRs (JSON text, validated when written).
+pub fn parse_list(json: &str) -> Vec<IpNet> {
+    let list: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+    list.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+/// Whether `ip` is known and inside one of `nets`.
+pub fn admits(nets: &[IpNet], ip: Option<std::net::IpAddr>) -> bool {
+    ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Origin};
 use crate::db::{self, AnyConnection};
+use crate::domain::cidr;
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::{self, Candidate};
@@ -116,26 +117,20 @@ fn admit(candidate: &Candidate, ip: Option<IpAddr>) -> Result<(), Refusal> {
     if !tenant.api_keys_enabled {
         return Err(Refusal::Disabled);
     }
-    let key_list: Option<Vec<IpNet>> = candidate.key.ip_allowlist.as_deref().map(parse_nets);
+    let key_list: Option<Vec<IpNet>> = candidate.key.ip_allowlist.as_deref().map(cidr::parse_list);
     if tenant.require_ip_allowlist && key_list.as_ref().is_none_or(Vec::is_empty) {
         return Err(Refusal::Address);
     }
-    let tenant_ranges = parse_nets(&tenant.allowed_ip_ranges);
-    let allowed_by = |nets: &[IpNet]| ip.is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)));
-    if !tenant_ranges.is_empty() && !allowed_by(&tenant_ranges) {
+    let tenant_ranges = cidr::parse_list(&tenant.allowed_ip_ranges);
+    if !tenant_ranges.is_empty() && !cidr::admits(&tenant_ranges, ip) {
         return Err(Refusal::Address);
     }
     if let Some(list) = key_list
-        && !allowed_by(&list)
+        && !cidr::admits(&list, ip)
     {
         return Err(Refusal::Address);
     }
     Ok(())
-}
-
-fn parse_nets(json: &str) -> Vec<IpNet> {
-    let list: Vec<String> = serde_json::from_str(json).unwrap_or_default();
-    list.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
 /// The shared checklist, counted in the metrics by grant and refusal reason.

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
-use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::audit::{self, Actor, Origin};
@@ -270,14 +269,12 @@ fn locks_out(
     if !new.api_keys_enabled {
         return Some("api_keys_enabled=false would refuse your own requests");
     }
-    let has_list = caller_allowlist
-        .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
-        .is_some_and(|l| !l.is_empty());
+    let has_list = caller_allowlist.is_some_and(|j| !cidr::parse_list(j).is_empty());
     if new.require_ip_allowlist && !has_list {
         return Some("require_ip_allowlist would stop your own key, which has no allow-list");
     }
-    let ranges: Vec<IpNet> = ranges(new).iter().filter_map(|r| r.parse().ok()).collect();
-    if !ranges.is_empty() && !caller_ip.is_some_and(|ip| ranges.iter().any(|n| n.contains(&ip))) {
+    let ranges = cidr::parse_list(&new.allowed_ip_ranges);
+    if !ranges.is_empty() && !cidr::admits(&ranges, caller_ip) {
         return Some("allowed_ip_ranges would exclude your own address");
     }
     None
