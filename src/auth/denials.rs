@@ -24,30 +24,29 @@ pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let ip = state
-        .as_ref()
-        .and_then(|s| client_ip(req.request(), &s.settings.server.trusted_proxies));
-    let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
     let response = next.call(req).await?;
     let status = response.status().as_u16();
-    if !matches!(status, 401 | 403) || route == "/api/v1/token" {
+    // Everything below runs only for refusals, never on the served path.
+    if !matches!(status, 401 | 403) {
         return Ok(response);
     }
-    let Some(state) = state else {
+    let request = response.request();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| request.path().to_owned());
+    if route == "/api/v1/token" {
+        return Ok(response);
+    }
+    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(response);
     };
-    let tenant = response
-        .request()
+    let ip = client_ip(request, &state.settings.server.trusted_proxies);
+    let method = request.method().to_string();
+    let tenant = request
         .extensions()
         .get::<AuthenticatedTenant>()
         .map(|t| t.0.clone());
-    let request_id = response
-        .request()
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone());
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     tokio::spawn(async move {
         let bucket = address_bucket(ip);
         let origin = Origin {
