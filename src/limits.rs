@@ -31,7 +31,10 @@ struct Failures {
 pub struct Limiter {
     buckets: Vec<Mutex<HashMap<String, Bucket>>>,
     hasher: std::collections::hash_map::RandomState,
-    failures: Mutex<LruCache<IpAddr, Failures>>,
+    /// Sharded like the buckets, so checking an address on every exchange
+    /// does not make all workers meet on one lock; the shards together hold
+    /// at most `MAX_TRACKED_ADDRESSES`.
+    failures: Vec<Mutex<LruCache<IpAddr, Failures>>>,
     failed_auth_per_minute: u32,
 }
 
@@ -54,13 +57,30 @@ fn address_key(ip: IpAddr) -> IpAddr {
 
 impl Limiter {
     pub fn new(failed_auth_per_minute: u32) -> Self {
-        let capacity = NonZeroUsize::new(MAX_TRACKED_ADDRESSES).unwrap_or(NonZeroUsize::MIN);
+        let capacity =
+            NonZeroUsize::new(MAX_TRACKED_ADDRESSES / SHARDS).unwrap_or(NonZeroUsize::MIN);
         Self {
             buckets: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
-            failures: Mutex::new(LruCache::new(capacity)),
+            failures: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(capacity)))
+                .collect(),
             failed_auth_per_minute,
         }
+    }
+
+    fn shard_of(&self, bytes: &[u8]) -> usize {
+        let mut h = self.hasher.build_hasher();
+        h.write(bytes);
+        (h.finish() as usize) % SHARDS
+    }
+
+    fn failures_of(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, LruCache<IpAddr, Failures>> {
+        let bytes = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        lock(&self.failures[self.shard_of(&bytes)])
     }
 
     /// Takes one token from the key's bucket, or says how long to wait.
@@ -71,9 +91,7 @@ impl Limiter {
             1.0
         };
         let burst = rate.ceil();
-        let mut h = self.hasher.build_hasher();
-        h.write(key_id.as_bytes());
-        let mut shard = lock(&self.buckets[(h.finish() as usize) % SHARDS]);
+        let mut shard = lock(&self.buckets[self.shard_of(key_id.as_bytes())]);
         let now = Instant::now();
         let bucket = shard.entry(key_id.to_owned()).or_insert(Bucket {
             tokens: burst,
@@ -95,8 +113,9 @@ impl Limiter {
     /// the current minute.
     pub fn check_address(&self, ip: Option<IpAddr>) -> Result<(), u64> {
         let Some(ip) = ip else { return Ok(()) };
-        let mut failures = lock(&self.failures);
-        let Some(entry) = failures.get(&address_key(ip)) else {
+        let key = address_key(ip);
+        let mut failures = self.failures_of(key);
+        let Some(entry) = failures.get(&key) else {
             return Ok(());
         };
         let age = entry.window_start.elapsed();
@@ -109,9 +128,9 @@ impl Limiter {
 
     pub fn record_failure(&self, ip: Option<IpAddr>) {
         let Some(ip) = ip else { return };
-        let mut failures = lock(&self.failures);
-        let now = Instant::now();
         let key = address_key(ip);
+        let mut failures = self.failures_of(key);
+        let now = Instant::now();
         match failures.get_mut(&key) {
             Some(entry) if entry.window_start.elapsed() < WINDOW => entry.count += 1,
             Some(entry) => {
