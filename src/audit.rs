@@ -11,7 +11,7 @@ use crate::db::models::AuditEvent;
 use crate::db::schema::audit_events;
 
 /// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {
     #[serde(rename = "type")]
     pub kind: ActorKind,
@@ -23,7 +23,7 @@ pub struct Actor {
     pub tenant: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
     Key,
@@ -141,7 +141,7 @@ pub const ACTIONS: [&str; 15] = [
 ];
 
 /// The event as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: String,
     pub at: String,
@@ -152,7 +152,9 @@ pub struct EventView {
     pub request_id: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// `success` or `failure`.
     pub outcome: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub count: i64,
 }

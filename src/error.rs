@@ -21,7 +21,7 @@ use crate::db::DbError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -232,7 +232,7 @@ impl From<diesel::result::Error> for ApiError {
 }
 
 /// RFC 6749 §5.2 error codes, spelled as the RFCs spell them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OAuthErrorCode {
     InvalidRequest,

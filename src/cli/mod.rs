@@ -1,7 +1,8 @@
 //! The command line: `serve` (the default) and the offline administration
 //! commands, which work directly on the database.
 //!
-//! Exit codes: 0 ok, 1 failure, 2 usage (clap's own). Logs go to stderr; a
+//! Exit codes: 0 ok, 1 failure, 2 usage (clap's own), 3 refused (`token`
+//! and `verify`: the key or token was not accepted). Logs go to stderr; a
 //! command's result (such as a new secret) is the only thing on stdout.
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use crate::config::{Overrides, Settings};
 use crate::tenants::SYSTEM_TENANT;
 
 mod admin;
+mod client;
 use crate::startup::{self, Application, StartOptions};
 use crate::telemetry;
 
@@ -60,6 +62,15 @@ pub enum Command {
     /// Change a tenant's policy offline (recovery when the API locks you out).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Exchange an API key for a JWT at a running keymint and print it.
+    /// Exit 0 ok, 1 unreachable or server error, 3 refused.
+    Token(client::TokenArgs),
+    /// Verify a JWT through the issuer's JWKS and print its claims.
+    /// Exit 0 valid, 1 key set unreachable, 3 invalid (expired, wrong
+    /// audience or issuer, bad signature).
+    Verify(client::VerifyArgs),
+    /// Print the OpenAPI 3.1 document (also served at /openapi.json).
+    Openapi,
     /// Manage the master key that encrypts secrets at rest.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
@@ -182,6 +193,13 @@ pub fn main() -> ExitCode {
     disable_core_dumps();
     crate::tokens::crypto::install();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    // Client commands need no configuration or database.
+    let command = match command {
+        Command::Token(args) => return client::token(args),
+        Command::Verify(args) => return client::verify(args),
+        Command::Openapi => return client::openapi(),
+        other => other,
+    };
     let overrides = Overrides {
         data_dir: cli.data_dir,
         bind: match &command {
@@ -209,6 +227,9 @@ pub fn main() -> ExitCode {
         }
         Command::BenchSeed { count, out, scopes } => {
             admin::bench_seed(&settings, count, &out, scopes)
+        }
+        Command::Token(_) | Command::Verify(_) | Command::Openapi => {
+            unreachable!("handled before the configuration is loaded")
         }
     };
     match result {

@@ -70,7 +70,7 @@ struct CreateRequest {
     metadata: Option<Value>,
 }
 
-const CREATE_FIELDS: &[&str] = &[
+pub(crate) const CREATE_FIELDS: &[&str] = &[
     "name",
     "description",
     "owner",
@@ -471,7 +471,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -677,7 +677,7 @@ pub async fn get(state: &AppState, principal: Principal, id: &str) -> Result<Key
     ))
 }
 
-const PATCH_FIELDS: &[&str] = &[
+pub(crate) const PATCH_FIELDS: &[&str] = &[
     "name",
     "description",
     "ip_allowlist",
@@ -897,7 +897,7 @@ pub async fn revoke(
     get(state, principal, &key.id).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkRevoked {
     pub revoked: Vec<String>,
     pub not_found: Vec<String>,
@@ -991,7 +991,7 @@ async fn revoke_ids(
 
 /// The rotate response: the view, the new secret (shown this once) and until
 /// when the previous secret still works.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RotatedKey {
     #[serde(flatten)]
     pub view: KeyView,

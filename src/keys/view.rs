@@ -15,7 +15,7 @@ fn json_or_null(text: Option<&str>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub tenant: String,
@@ -23,14 +23,21 @@ pub struct KeyView {
     pub description: Option<String>,
     pub owner: Option<String>,
     pub start: String,
+    #[schema(value_type = Vec<String>)]
     pub scopes: Value,
+    /// `standard` or `advanced`.
     pub security_level: String,
+    #[schema(value_type = Option<Vec<String>>)]
     pub ip_allowlist: Value,
+    #[schema(value_type = Vec<String>)]
     pub audiences: Value,
     pub max_token_ttl_s: Option<i64>,
     pub rate_limit_per_s: Option<f64>,
+    #[schema(value_type = Option<Object>)]
     pub claims: Value,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Value,
+    /// `active`, `expired` or `revoked`.
     pub status: &'static str,
     pub created_at: String,
     pub updated_at: String,
@@ -40,6 +47,8 @@ pub struct KeyView {
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
     pub previous_expires_at: Option<String>,
+    /// The actor that created the key.
+    #[schema(value_type = Object)]
     pub created_by: Value,
 }
 
@@ -75,9 +84,10 @@ impl KeyView {
 }
 
 /// The create response: the view plus the secret, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub view: KeyView,
+    /// The secret, shown only in this response.
     pub key: String,
 }

@@ -31,6 +31,17 @@ struct AuditCursor {
     k: String,
 }
 
+#[utoipa::path(operation_id = "listAuditEvents", get, path = "/api/v1/audit-events", tag = "tenants", security(("admin_bearer" = [])),
+    params(
+        ("action" = Option<String>, Query),
+        ("key_id" = Option<String>, Query),
+        ("actor" = Option<String>, Query, description = "An actor's key id, or `cli` / `system`"),
+        ("since" = Option<String>, Query, description = "RFC 3339"),
+        ("until" = Option<String>, Query, description = "RFC 3339"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses((status = 200, description = "Newest first", body = crate::keys::manage::Page<crate::audit::EventView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<Query>,

@@ -21,6 +21,13 @@ fn json_body(req: &HttpRequest, body: &[u8], merge_patch: bool) -> Result<(), Ap
     }
 }
 
+#[utoipa::path(operation_id = "createKey", post, path = "/api/v1/keys", tag = "keys", security(("admin_bearer" = [])),
+    request_body(content = crate::openapi::CreateKeyRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; the only response that shows the secret", body = crate::keys::view::CreatedKey,
+            headers(("Location" = String))),
+        crate::openapi::AdminErrors,
+    ))]
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -38,6 +45,15 @@ pub async fn create(
         .json(created))
 }
 
+#[utoipa::path(operation_id = "listKeys", get, path = "/api/v1/keys", tag = "keys", security(("admin_bearer" = [])),
+    params(
+        ("q" = Option<String>, Query, description = "1..100 characters: case-insensitive substring of name, id or owner"),
+        ("status" = Option<String>, Query, description = "`active`, `expired` or `revoked`"),
+        ("owner" = Option<String>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, description = "Newest first", body = crate::keys::manage::Page<crate::keys::view::KeyView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
@@ -47,6 +63,8 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(operation_id = "getKey", get, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
+    responses((status = 200, description = "The key", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
 pub async fn get(
     principal: Principal,
     id: web::Path<String>,
@@ -55,6 +73,9 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(manage::get(&state, principal, &id).await?))
 }
 
+#[utoipa::path(operation_id = "updateKey", patch, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
+    request_body(content = crate::openapi::PatchKeyRequest, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The updated key", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,
@@ -67,6 +88,9 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(manage::patch(&state, principal, &id, &body).await?))
 }
 
+#[utoipa::path(operation_id = "revokeKey", post, path = "/api/v1/keys/{id}/revoke", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
+    request_body(content = Option<crate::openapi::RevokeKeyRequest>, content_type = "application/json"),
+    responses((status = 200, description = "Revoked (idempotent: the first reason and time stay)", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
 pub async fn revoke(
     req: HttpRequest,
     principal: Principal,
@@ -79,6 +103,9 @@ pub async fn revoke(
     Ok(HttpResponse::Ok().json(manage::revoke(&state, principal, &id, &body).await?))
 }
 
+#[utoipa::path(operation_id = "revokeKeys", post, path = "/api/v1/keys/revoke", tag = "keys", security(("admin_bearer" = [])),
+    request_body(content = crate::openapi::RevokeManyRequest, content_type = "application/json"),
+    responses((status = 200, description = "Revoked in one transaction", body = crate::keys::manage::BulkRevoked), crate::openapi::AdminErrors))]
 pub async fn revoke_many(
     req: HttpRequest,
     principal: Principal,
@@ -90,6 +117,8 @@ pub async fn revoke_many(
     Ok(HttpResponse::Ok().json(manage::revoke_many(&state, principal, &body).await?))
 }
 
+#[utoipa::path(operation_id = "deleteKey", delete, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
+    responses((status = 204, description = "Deleted (and the keys it created through `keys:self` revoked)"), crate::openapi::AdminErrors))]
 pub async fn delete(
     principal: Principal,
     id: web::Path<String>,
@@ -99,6 +128,9 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(operation_id = "rotateKey", post, path = "/api/v1/keys/{id}/rotate", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
+    request_body(content = crate::openapi::RotateKeyRequest, content_type = "application/json"),
+    responses((status = 200, description = "A new secret under the same id, shown only here", body = crate::keys::manage::RotatedKey), crate::openapi::AdminErrors))]
 pub async fn rotate(
     req: HttpRequest,
     principal: Principal,

@@ -109,6 +109,13 @@ fn still_valid(
     Ok(!revoked)
 }
 
+#[utoipa::path(operation_id = "introspect", post, path = "/oauth/introspect", tag = "validation",
+    request_body(content = crate::openapi::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ("signed_request" = []), ("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "RFC 7662 answer; the caller needs `tokens:introspect`", body = crate::openapi::Introspection),
+        crate::openapi::OAuthErrors,
+    ))]
 pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
@@ -182,6 +189,13 @@ pub async fn introspect(
     }))
 }
 
+#[utoipa::path(operation_id = "revokeToken", post, path = "/oauth/revoke", tag = "validation",
+    request_body(content = crate::openapi::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = []), ("signed_request" = [])),
+    responses(
+        (status = 200, description = "Revoked, or nothing to do (RFC 7009 §2.2)"),
+        crate::openapi::OAuthErrors,
+    ))]
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,

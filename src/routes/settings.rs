@@ -9,6 +9,8 @@ use crate::routes::json_body::{is_json, read_limited};
 use crate::startup::{AppState, BODY_LIMIT};
 use crate::tenants::policy;
 
+#[utoipa::path(operation_id = "getSettings", get, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),
+    responses((status = 200, description = "The acting tenant's policy", body = crate::tenants::policy::SettingsView), crate::openapi::AdminErrors))]
 pub async fn get(
     principal: Principal,
     state: web::Data<AppState>,
@@ -18,6 +20,9 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[utoipa::path(operation_id = "updateSettings", patch, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),
+    request_body(content = crate::openapi::SettingsPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The new policy", body = crate::tenants::policy::SettingsView), crate::openapi::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,

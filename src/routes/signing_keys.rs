@@ -14,10 +14,11 @@ use crate::startup::{AppState, reload_keys};
 use crate::tenants::SYSTEM_TENANT;
 use crate::tokens::signing::{self, SigningError};
 
-#[derive(Serialize)]
-struct SigningKeyView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SigningKeyView {
     kid: String,
     alg: String,
+    /// `next`, `active`, `retired` or `revoked`.
     state: &'static str,
     created_at: String,
     activates_at: String,
@@ -59,6 +60,8 @@ fn signing_error(err: SigningError) -> ApiError {
     }
 }
 
+#[utoipa::path(operation_id = "listSigningKeys", get, path = "/api/v1/signing-keys", tag = "signing-keys", security(("admin_bearer" = [])),
+    responses((status = 200, description = "Every signing key, metadata only", body = crate::keys::manage::Page<SigningKeyView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
@@ -83,6 +86,8 @@ async fn reload(state: &web::Data<AppState>) -> Result<(), ApiError> {
         .map_err(signing_error)
 }
 
+#[utoipa::path(operation_id = "rotateSigningKeys", post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", security(("admin_bearer" = [])),
+    responses((status = 200, description = "The next key activates `signing.reload_s` from now", body = crate::tokens::signing::Rotation), crate::openapi::AdminErrors))]
 pub async fn rotate(
     principal: Principal,
     state: web::Data<AppState>,
@@ -108,6 +113,9 @@ pub async fn rotate(
     Ok(HttpResponse::Ok().json(rotation))
 }
 
+#[utoipa::path(operation_id = "revokeSigningKey", post, path = "/api/v1/signing-keys/{kid}/revoke", tag = "signing-keys", security(("admin_bearer" = [])),
+    params(("kid" = String, Path)),
+    responses((status = 200, description = "Revoked: withdrawn from the JWKS at once", body = SigningKeyView), crate::openapi::AdminErrors))]
 pub async fn revoke(
     principal: Principal,
     kid: web::Path<String>,

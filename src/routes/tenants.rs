@@ -17,7 +17,7 @@ use crate::routes::json_body::{Body, is_json, read_limited};
 use crate::startup::{AppState, BODY_LIMIT};
 use crate::tenants::{self, SYSTEM_TENANT};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub slug: String,
     pub name: String,
@@ -58,6 +58,9 @@ fn read_name(body: &mut Body, required: bool) -> Option<String> {
     name
 }
 
+#[utoipa::path(operation_id = "createTenant", post, path = "/api/v1/tenants", tag = "tenants", security(("admin_bearer" = [])),
+    request_body(content = crate::openapi::CreateTenantRequest, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = TenantView, headers(("Location" = String))), crate::openapi::AdminErrors))]
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -133,6 +136,12 @@ struct TenantCursor {
     after: String,
 }
 
+#[utoipa::path(operation_id = "listTenants", get, path = "/api/v1/tenants", tag = "tenants", security(("admin_bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses((status = 200, description = "Tenants by slug", body = crate::keys::manage::Page<TenantView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
@@ -178,6 +187,10 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(operation_id = "updateTenant", patch, path = "/api/v1/tenants/{slug}", tag = "tenants", security(("admin_bearer" = [])),
+    params(("slug" = String, Path)),
+    request_body(content = crate::openapi::PatchTenantRequest, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The renamed tenant", body = TenantView), crate::openapi::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,

@@ -36,6 +36,14 @@ fn requested(form: &FormParams) -> Requested {
     }
 }
 
+#[utoipa::path(operation_id = "oauthToken", post, path = "/oauth/token", tag = "tokens",
+    request_body(content = crate::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = []), ("signed_request" = [])),
+    responses(
+        (status = 200, description = "A signed `at+jwt`", body = crate::grants::TokenResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        crate::openapi::OAuthErrors,
+    ))]
 pub async fn oauth_token(
     req: HttpRequest,
     payload: web::Payload,
@@ -113,6 +121,13 @@ pub async fn oauth_token(
     Ok(HttpResponse::Ok().json(response))
 }
 
+#[utoipa::path(operation_id = "apiKeyToken", post, path = "/api/v1/token", tag = "tokens",
+    request_body(content = Option<crate::openapi::ApiTokenRequest>, content_type = "application/json"),
+    security(("api_key_header" = []), ("signed_request" = [])),
+    responses(
+        (status = 200, description = "A signed `at+jwt`", body = crate::grants::TokenResponse),
+        crate::openapi::OAuthErrors,
+    ))]
 pub async fn api_token(
     req: HttpRequest,
     payload: web::Payload,

@@ -23,7 +23,7 @@ pub const MAX_AUDIENCES: usize = 50;
 pub const MAX_RANGES: usize = 100;
 const MAX_LIFETIME_S: i64 = 100 * 365 * 86_400;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     pub tenant: String,
     pub api_keys_enabled: bool,
@@ -83,7 +83,7 @@ pub async fn view(state: &AppState, tenant: &Tenant) -> Result<SettingsView, Api
     .await
 }
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "api_keys_enabled",
     "default_key_lifetime_s",
     "max_key_lifetime_s",

@@ -60,7 +60,7 @@ impl From<diesel::result::Error> for SigningError {
 }
 
 /// The public half as published in the JWKS, members in RFC 7517 names.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PublicJwk {
     pub kty: String,
     pub crv: String,
@@ -229,7 +229,7 @@ pub fn load_rows(conn: &mut AnyConnection) -> Result<Vec<SigningKeyRow>, DbError
 }
 
 /// What a rotation did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rotation {
     pub activated_kid: String,
     pub activates_at: DateTime<Utc>,

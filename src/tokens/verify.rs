@@ -2,7 +2,7 @@
 //! algorithm matches the header, `typ: at+jwt`, our issuer, the expected
 //! audience, and `exp`/`nbf`/`iat` within a 5 s leeway.
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::tokens::issue::AccessClaims;
 use crate::tokens::signing::{KeyRing, LEEWAY_S, TOKEN_TYPE};
@@ -31,6 +31,19 @@ pub fn verify(
     audience: Option<&str>,
     now_unix: i64,
 ) -> Result<AccessClaims, VerifyError> {
+    verify_with(
+        |kid, alg| keyring.decoding_key(kid, alg),
+        token,
+        issuer,
+        audience,
+        now_unix,
+        LEEWAY_S,
+    )
+}
+
+/// What the header says about the key: its id and algorithm, once the
+/// token is known to be an access token signed with an algorithm we use.
+pub fn key_of(token: &str) -> Result<(String, Algorithm), VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::Malformed);
     }
@@ -42,11 +55,24 @@ pub fn verify(
         return Err(VerifyError::UnknownKey);
     }
     let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-    let key = keyring
-        .decoding_key(&kid, header.alg)
-        .ok_or(VerifyError::UnknownKey)?;
-    let mut validation = Validation::new(header.alg);
-    validation.leeway = LEEWAY_S as u64;
+    Ok((kid, header.alg))
+}
+
+/// [`verify`] against any key source: `lookup(kid, alg)` returns the
+/// published key for `kid` only if its algorithm is `alg`. The server uses
+/// its key ring; downstream services (`crate::verify`) their cached JWKS.
+pub fn verify_with(
+    lookup: impl FnOnce(&str, Algorithm) -> Option<DecodingKey>,
+    token: &str,
+    issuer: &str,
+    audience: Option<&str>,
+    now_unix: i64,
+    leeway_s: i64,
+) -> Result<AccessClaims, VerifyError> {
+    let (kid, alg) = key_of(token)?;
+    let key = lookup(&kid, alg).ok_or(VerifyError::UnknownKey)?;
+    let mut validation = Validation::new(alg);
+    validation.leeway = leeway_s.max(0) as u64;
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
     match audience {
@@ -57,7 +83,7 @@ pub fn verify(
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
         .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-    if data.claims.iat > now_unix + LEEWAY_S {
+    if data.claims.iat > now_unix + leeway_s {
         return Err(VerifyError::IssuedInFuture);
     }
     Ok(data.claims)

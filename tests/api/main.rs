@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod docs;
 mod hardening;
 mod health;
 mod janitor;
@@ -11,3 +12,4 @@ mod logs;
 mod settings;
 mod tenants;
 mod token;
+mod verify;

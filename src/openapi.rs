@@ -1,0 +1,447 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the response types' `ToSchema` derives.
+//!
+//! Request bodies are parsed field by field (so every bad field can be
+//! named), not deserialized into a struct; the `*Request` types below only
+//! describe them, and a unit test keeps their fields equal to the parsers'.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Security scheme names used by the path annotations.
+pub const ADMIN_BEARER: &str = "admin_bearer";
+pub const CLIENT_BASIC: &str = "client_basic";
+pub const API_KEY_HEADER: &str = "api_key_header";
+pub const SIGNED_REQUEST: &str = "signed_request";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keymint",
+        description = "Token-exchange authorization server: long-lived API keys in, short-lived JWTs (RFC 9068) out.\n\n\
+Admin routes (`/api/v1/*` except `/api/v1/token`) take `Authorization: Bearer <JWT>` whose audience is the admin audience and answer errors as RFC 9457 `application/problem+json`. \
+Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JSON.\n\n\
+`/api/v1/token` also accepts `Authorization: ApiKey <secret>`; signed (advanced) keys send `X-Keymint-Key-Id`, `X-Keymint-Timestamp`, `X-Keymint-Nonce` and `Authorization: KM-HMAC-SHA256 <hex>`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::routes::docs::openapi_json,
+        crate::routes::docs::index_redirect,
+        crate::routes::docs::asset,
+        crate::routes::wellknown::jwks,
+        crate::routes::wellknown::oauth_authorization_server,
+        crate::routes::wellknown::openid_configuration,
+        crate::routes::token::oauth_token,
+        crate::routes::token::api_token,
+        crate::routes::oauth::introspect,
+        crate::routes::oauth::revoke,
+        crate::routes::keys::create,
+        crate::routes::keys::list,
+        crate::routes::keys::revoke_many,
+        crate::routes::keys::get,
+        crate::routes::keys::patch,
+        crate::routes::keys::delete,
+        crate::routes::keys::revoke,
+        crate::routes::keys::rotate,
+        crate::routes::settings::get,
+        crate::routes::settings::patch,
+        crate::routes::tenants::create,
+        crate::routes::tenants::list,
+        crate::routes::tenants::patch,
+        crate::routes::audit::list,
+        crate::routes::signing_keys::list,
+        crate::routes::signing_keys::rotate,
+        crate::routes::signing_keys::revoke,
+    ),
+    components(schemas(ProblemDoc, OAuthErrorDoc, crate::error::OAuthErrorCode, crate::error::FieldError)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "tokens", description = "Exchanging an API key for a JWT"),
+        (name = "validation", description = "What downstream services use: JWKS, metadata, introspection, revocation"),
+        (name = "keys", description = "API keys"),
+        (name = "tenants", description = "Tenants, their policy and audit log"),
+        (name = "signing-keys", description = "The JWT signing keys (metadata only)"),
+        (name = "meta", description = "Health and this documentation"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            ADMIN_BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An `at+jwt` from keymint whose `aud` is the admin audience",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            CLIENT_BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "`key_id:secret`, each form-urlencoded before base64 (RFC 6749 §2.3.1)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY_HEADER,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "The API key secret; `Authorization: ApiKey <secret>` is equivalent",
+            ))),
+        );
+        components.add_security_scheme(
+            SIGNED_REQUEST,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Keymint-Key-Id",
+                "Advanced keys: with X-Keymint-Timestamp, X-Keymint-Nonce and \
+                 `Authorization: KM-HMAC-SHA256 <hex>` (see the README)",
+            ))),
+        );
+    }
+}
+
+/// The document as served at `/openapi.json`.
+pub fn document_json() -> Vec<u8> {
+    serde_json::to_vec(&ApiDoc::openapi()).unwrap_or_default()
+}
+
+// ---- error bodies --------------------------------------------------------
+
+/// RFC 9457 problem details, as every admin route answers errors.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Every bad field, for 400 and 422.
+    pub errors: Option<Vec<crate::error::FieldError>>,
+}
+
+/// RFC 6749 §5.2 error, as the token, introspection and revocation
+/// endpoints answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OAuthError)]
+pub struct OAuthErrorDoc {
+    pub error: crate::error::OAuthErrorCode,
+    /// Plain ASCII.
+    pub error_description: Option<String>,
+}
+
+// ---- token endpoints -----------------------------------------------------
+
+/// `POST /oauth/token`, `application/x-www-form-urlencoded`. No parameter
+/// may repeat or appear in the query string.
+#[derive(Serialize, ToSchema)]
+pub struct TokenForm {
+    /// `client_credentials` or `urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub grant_type: String,
+    /// client_credentials: the key id (with `client_secret`), unless Basic is used.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Token exchange: the API key secret.
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:keymint:params:token-type:api-key`.
+    pub subject_token_type: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` or `…:jwt`.
+    pub requested_token_type: Option<String>,
+    /// Decimal seconds, 30 up to the key's and tenant's maximum.
+    pub expires_in: Option<String>,
+    /// Space-separated scopes; default: every key scope that fits the audience.
+    pub scope: Option<String>,
+    /// At most one of `audience` / `resource`.
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+}
+
+/// `POST /api/v1/token`: an optional JSON body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiTokenRequest)]
+pub struct ApiTokenRequest {
+    #[schema(minimum = 30, maximum = 3600)]
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// `POST /oauth/introspect` and `/oauth/revoke`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenForm7662 {
+    pub token: String,
+    /// `access_token` (or, for revocation, the key's own secret).
+    pub token_type_hint: Option<String>,
+}
+
+/// RFC 7662 answer. Inactive tokens answer exactly `{"active": false}`.
+#[derive(Serialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub sub: Option<String>,
+    pub aud: Option<String>,
+    pub iss: Option<String>,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub nbf: Option<i64>,
+    pub jti: Option<String>,
+    pub tid: Option<String>,
+    pub token_type: Option<String>,
+}
+
+/// RFC 7517 key set.
+#[derive(Serialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<crate::tokens::signing::PublicJwk>,
+}
+
+/// RFC 8414 metadata (OIDC discovery adds two members).
+#[derive(Serialize, ToSchema)]
+pub struct Metadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub response_types_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// OpenID discovery only.
+    pub subject_types_supported: Option<Vec<String>>,
+    /// OpenID discovery only.
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: String,
+    /// Why the server is not ready.
+    pub reason: Option<String>,
+}
+
+// ---- admin request bodies ------------------------------------------------
+
+/// `POST /api/v1/keys`. Unknown fields are 400.
+#[derive(Serialize, ToSchema)]
+pub struct CreateKeyRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// `^[A-Za-z0-9@._:-]{1,200}$`, not starting with `key:`; default the caller's `sub`.
+    #[schema(pattern = "^[A-Za-z0-9@._:-]{1,200}$")]
+    pub owner: Option<String>,
+    /// At most 50, each `^[A-Za-z0-9:._/-]{1,100}$`.
+    #[schema(max_items = 50)]
+    pub scopes: Option<Vec<String>>,
+    /// RFC 3339, in the future. At most one of expires_at / expires_in_s / never_expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(minimum = 1)]
+    pub expires_in_s: Option<i64>,
+    pub never_expires: Option<bool>,
+    /// CIDRs with their host bits clear.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// `standard` (default) or `advanced` (signed requests).
+    pub security_level: Option<String>,
+    #[schema(minimum = 30, maximum = 3600)]
+    pub max_token_ttl_s: Option<i64>,
+    pub audiences: Option<Vec<String>>,
+    #[schema(exclusive_minimum = 0)]
+    pub rate_limit_per_s: Option<f64>,
+    /// Custom claims, nested under `ext` in tokens; ≤ 4 KiB; needs `admin:keys:write`.
+    pub claims: Option<Object>,
+    /// ≤ 4 KiB.
+    pub metadata: Option<Object>,
+}
+
+/// `PATCH /api/v1/keys/{id}`: a JSON merge patch; `null` clears a field.
+#[derive(Serialize, ToSchema)]
+pub struct PatchKeyRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub metadata: Option<Object>,
+    pub claims: Option<Object>,
+    /// Only ever shortened.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `POST /api/v1/keys/{id}/revoke`.
+#[derive(Serialize, ToSchema)]
+pub struct RevokeKeyRequest {
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/keys/revoke`.
+#[derive(Serialize, ToSchema)]
+pub struct RevokeManyRequest {
+    #[schema(min_items = 1, max_items = 1000)]
+    pub ids: Vec<String>,
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/keys/{id}/rotate`.
+#[derive(Serialize, ToSchema)]
+pub struct RotateKeyRequest {
+    /// How long the previous secret keeps working (0..604800).
+    #[schema(minimum = 0, maximum = 604800)]
+    pub grace_period_s: i64,
+}
+
+/// `PATCH /api/v1/settings`: a merge patch validated as a whole.
+#[derive(Serialize, ToSchema)]
+pub struct SettingsPatch {
+    pub api_keys_enabled: Option<bool>,
+    pub default_key_lifetime_s: Option<i64>,
+    pub max_key_lifetime_s: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_keys_per_owner: Option<i64>,
+    #[schema(minimum = 30, maximum = 3600)]
+    pub default_token_ttl_s: Option<i64>,
+    #[schema(minimum = 30, maximum = 3600)]
+    pub max_token_ttl_s: Option<i64>,
+    pub require_ip_allowlist: Option<bool>,
+    pub allowed_ip_ranges: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub default_audience: Option<String>,
+    pub default_rate_limit_per_s: Option<f64>,
+    /// Apply even if the change locks the caller out.
+    pub force: Option<bool>,
+}
+
+/// `POST /api/v1/tenants`.
+#[derive(Serialize, ToSchema)]
+pub struct CreateTenantRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,39}$")]
+    pub slug: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+}
+
+/// `PATCH /api/v1/tenants/{slug}`.
+#[derive(Serialize, ToSchema)]
+pub struct PatchTenantRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+}
+
+/// A JSON object (custom claims, metadata).
+pub type Object = serde_json::Map<String, Value>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties(schema: &str) -> Vec<String> {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut names: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} is not in the document"))
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sorted(fields: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn request_schemas_match_the_parsers() {
+        assert_eq!(
+            properties("CreateKeyRequest"),
+            sorted(crate::keys::manage::CREATE_FIELDS)
+        );
+        assert_eq!(
+            properties("PatchKeyRequest"),
+            sorted(crate::keys::manage::PATCH_FIELDS)
+        );
+        assert_eq!(
+            properties("SettingsPatch"),
+            sorted(crate::tenants::policy::FIELDS)
+        );
+    }
+}
+
+/// The problem answers any admin route may give.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminErrors {
+    /// Bad input; `errors` names every bad field (unknown fields included).
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemDoc),
+    /// No, or a bad, Bearer token (`WWW-Authenticate: Bearer …`).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(ProblemDoc),
+    /// The token lacks the permission (`error="insufficient_scope"`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDoc),
+    /// No such resource, or one the caller may not see.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemDoc),
+    /// The resource's state forbids the change.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(ProblemDoc),
+    /// The body is larger than 64 KiB.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(ProblemDoc),
+    /// The body is not JSON.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(ProblemDoc),
+    /// A tenant policy forbids it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    PolicyViolation(ProblemDoc),
+    /// Rate limited; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(ProblemDoc),
+    /// The database cannot answer right now.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemDoc),
+}
+
+/// The RFC 6749 §5.2 answers of the token, introspection and revocation
+/// endpoints.
+#[derive(utoipa::IntoResponses)]
+pub enum OAuthErrors {
+    /// `invalid_request`, `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_grant_type`.
+    #[response(status = 400)]
+    BadRequest(OAuthErrorDoc),
+    /// `invalid_client`, with `WWW-Authenticate` for the scheme used.
+    #[response(status = 401)]
+    InvalidClient(OAuthErrorDoc),
+    /// The body is larger than 8 KiB.
+    #[response(status = 413)]
+    TooLarge(OAuthErrorDoc),
+    /// `temporarily_unavailable`, with `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(OAuthErrorDoc),
+    /// `temporarily_unavailable`: the database cannot answer right now.
+    #[response(status = 503)]
+    Unavailable(OAuthErrorDoc),
+}
