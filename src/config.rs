@@ -57,6 +57,7 @@ pub struct ServerSettings {
     pub bind: SocketAddr,
     pub workers: usize,
     pub shutdown_timeout_s: u64,
+    pub drain_s: u64,
     pub client_request_timeout_ms: u64,
     pub keep_alive_s: u64,
     pub max_connections: usize,
@@ -354,6 +355,7 @@ impl RawSettings {
             100,
             60_000,
         )?;
+        check_range("server.drain_s", self.server.drain_s, 0, 300)?;
         check_range(
             "server.shutdown_timeout_s",
             self.server.shutdown_timeout_s,

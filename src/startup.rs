@@ -36,6 +36,8 @@ pub struct AppState {
     pub usage: Arc<Usage>,
     pub master: Arc<MasterKey>,
     pub limiter: Arc<crate::limits::Limiter>,
+    /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Choices made by whoever starts the server, beyond the configuration.
@@ -131,6 +133,7 @@ impl Application {
             limiter: Arc::new(crate::limits::Limiter::new(
                 settings.limits.failed_auth_per_minute,
             )),
+            draining: Arc::default(),
         });
         if let Some(secret) = prepared.bootstrap_secret {
             println!("{}{}", bootstrap::STDOUT_MARKER, secret.expose());
@@ -161,7 +164,9 @@ impl Application {
         let background = spawn_background(self.state.clone());
         let metrics = self.metrics_server.handle();
         let metrics_task = tokio::spawn(self.metrics_server);
+        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.state.clone()));
         let served = self.server.await;
+        signals.abort();
         background.abort();
         metrics.stop(true).await;
         let _ = metrics_task.await;
@@ -171,6 +176,36 @@ impl Application {
         }
         served
     }
+}
+
+/// SIGTERM/SIGINT: drain (readiness 503, `Connection: close`, still
+/// serving) for `server.drain_s`, then stop accepting and let in-flight
+/// requests finish within `server.shutdown_timeout_s`. SIGQUIT: stop now.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, state: web::Data<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot listen for signals; stop the process with SIGKILL");
+        return;
+    };
+    let graceful = tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+        _ = quit.recv() => false,
+    };
+    if graceful {
+        state
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let drain = Duration::from_secs(state.settings.server.drain_s);
+        tracing::info!(drain_s = drain.as_secs(), "shutting down: draining");
+        tokio::time::sleep(drain).await;
+    }
+    tracing::info!(graceful, "stopping");
+    server.stop(graceful).await;
 }
 
 struct Prepared {
@@ -399,6 +434,8 @@ fn serve(
     ))
     .keep_alive(Duration::from_secs(server_settings.keep_alive_s))
     .shutdown_timeout(server_settings.shutdown_timeout_s)
+    // `stop_on_signal` handles signals, so it can drain first.
+    .disable_signals()
     .max_connections(server_settings.max_connections)
     // Database work runs on the blocking pool; bound it to what the pool can
     // serve rather than actix's default of 512 threads per worker.

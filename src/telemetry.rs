@@ -73,6 +73,9 @@ pub async fn request_span(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
+    let draining = req
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::Relaxed));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",
@@ -91,6 +94,14 @@ pub async fn request_span(
             crate::metrics::request(&route, &method, status, elapsed);
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            // While draining, clients open new connections (which a load
+            // balancer sends elsewhere) instead of reusing this one.
+            if draining {
+                response
+                    .response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
             }
             if status >= 500 {
                 tracing::warn!(status, elapsed_ms, "request failed");

@@ -26,6 +26,9 @@ pub async fn healthz() -> HttpResponse {
             headers(("Retry-After" = u32))),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return not_ready("shutting down");
+    }
     let pool = state.pool.clone();
     let database =
         tokio::task::spawn_blocking(move || db::ping_pool(&pool, READY_DB_TIMEOUT)).await;

@@ -115,6 +115,8 @@ pub struct TestDatabase {
     pub backend: Backend,
     pub dir: tempfile::TempDir,
     pub pg: Option<PgDatabase>,
+    /// A database of the test's own (e.g. on a throwaway cluster).
+    pub url_override: Option<String>,
 }
 
 impl TestDatabase {
@@ -122,7 +124,24 @@ impl TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = (backend == Backend::Postgres).then(PgDatabase::create);
         MasterKey::generate_file(&dir.path().join("test-master.key")).expect("master key");
-        Self { backend, dir, pg }
+        Self {
+            backend,
+            dir,
+            pg,
+            url_override: None,
+        }
+    }
+
+    /// A PostgreSQL database the test manages itself.
+    pub fn at_url(url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        MasterKey::generate_file(&dir.path().join("test-master.key")).expect("master key");
+        Self {
+            backend: Backend::Postgres,
+            dir,
+            pg: None,
+            url_override: Some(url.to_owned()),
+        }
     }
 
     /// The master key every server and CLI run of this test uses.
@@ -156,6 +175,9 @@ impl TestDatabase {
     }
 
     pub fn url(&self) -> String {
+        if let Some(url) = &self.url_override {
+            return url.clone();
+        }
         match &self.pg {
             Some(pg) => pg.url.clone(),
             None => format!("sqlite://{}", self.sqlite_path().display()),
@@ -368,4 +390,139 @@ pub async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, Strin
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A PostgreSQL cluster of the test's own, in a temp dir on a free port, so
+/// a test can stop and start it without harming anyone else. `initdb` and
+/// `postgres` refuse to run as root, so as root they run as `postgres`.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl PgCluster {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").is_file())
+            .max()
+            .expect("an initdb");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Self { dir, port, bin };
+        if cluster.as_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(cluster.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let data = cluster.data();
+        cluster.run(&[
+            "initdb",
+            "-D",
+            &data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        cluster.up();
+        cluster
+    }
+
+    fn as_root(&self) -> bool {
+        std::env::var("USER").as_deref() == Ok("root")
+            || std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn run(&self, args: &[&str]) {
+        let program = self.bin.join(args[0]);
+        let mut command = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            std::process::Command::new(program)
+        };
+        let output = command
+            .args(&args[1..])
+            .output()
+            .expect("run a PostgreSQL tool");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").to_string_lossy().into_owned();
+        self.run(&[
+            "pg_ctl",
+            "-D",
+            &self.data(),
+            "-o",
+            &options,
+            "-l",
+            &log,
+            "-w",
+            "start",
+        ]);
+    }
+
+    /// Stops it the hard way: connections are cut, nothing is flushed politely.
+    pub fn down(&self) {
+        self.run(&[
+            "pg_ctl",
+            "-D",
+            &self.data(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]);
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let program = self.bin.join("pg_ctl");
+        let mut command = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            std::process::Command::new(program)
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+    }
 }

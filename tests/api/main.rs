@@ -3,12 +3,14 @@
 mod helpers;
 
 mod docs;
+mod faults;
 mod hardening;
 mod health;
 mod janitor;
 mod keys;
 mod lifecycle;
 mod logs;
+mod readme;
 mod settings;
 mod tenants;
 mod token;
