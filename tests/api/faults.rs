@@ -904,3 +904,69 @@ async fn no_secret_is_stored_in_clear(backend: Backend) {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+// ---- connection cap and header limits ---------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_and_huge_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDatabase::new(Backend::Sqlite);
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("KEYMINT__SERVER__WORKERS", "1"),
+            ("KEYMINT__SERVER__MAX_CONNECTIONS", "4"),
+            ("KEYMINT__SERVER__CLIENT_REQUEST_TIMEOUT_MS", "3000"),
+        ],
+    )
+    .await;
+    let addr = ("127.0.0.1", server.port);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // Four slow clients hold every slot with half a request head.
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fifth is not served while they hold on…
+    let mut fifth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    fifth.write_all(request).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(800), fifth.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond max_connections");
+    // …and is served once a slot frees up.
+    drop(holders.pop());
+    let n = tokio::time::timeout(Duration::from_secs(5), fifth.read(&mut buf))
+        .await
+        .expect("served after a slot freed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(holders);
+
+    // A request head beyond actix-http's 128 KiB head buffer is refused, not
+    // buffered without bound.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    let _ = stream.write_all(huge.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty()
+            || answer.starts_with("HTTP/1.1 431")
+            || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    assert!(!answer.starts_with("HTTP/1.1 200"));
+    no_panics(&server);
+}
