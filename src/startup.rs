@@ -49,6 +49,10 @@ pub struct StartOptions {
     pub bootstrap_key_file: Option<PathBuf>,
     /// Read the master key from this file instead of the environment.
     pub master_key_file: Option<PathBuf>,
+    /// Stop on SIGTERM/SIGINT/SIGQUIT (draining first). Off for servers
+    /// embedded in another process, such as the tests', whose signals are
+    /// not theirs to take.
+    pub handle_signals: bool,
 }
 
 impl StartOptions {
@@ -59,6 +63,7 @@ impl StartOptions {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             master_key_file: None,
+            handle_signals: true,
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Application {
     server: Server,
     metrics_server: Server,
     state: web::Data<AppState>,
+    handle_signals: bool,
 }
 
 impl Application {
@@ -117,6 +123,7 @@ impl Application {
         settings.bound_to(bound);
         let port = bound.port();
         let settings = Arc::new(settings);
+        let handle_signals = options.handle_signals;
         let prepared = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || prepare(&settings, &options))
@@ -146,6 +153,7 @@ impl Application {
             server,
             metrics_server,
             state,
+            handle_signals,
         })
     }
 
@@ -164,9 +172,13 @@ impl Application {
         let background = spawn_background(self.state.clone());
         let metrics = self.metrics_server.handle();
         let metrics_task = tokio::spawn(self.metrics_server);
-        let signals = tokio::spawn(stop_on_signal(self.server.handle(), self.state.clone()));
+        let signals = self
+            .handle_signals
+            .then(|| tokio::spawn(stop_on_signal(self.server.handle(), self.state.clone())));
         let served = self.server.await;
-        signals.abort();
+        if let Some(signals) = signals {
+            signals.abort();
+        }
         background.abort();
         metrics.stop(true).await;
         let _ = metrics_task.await;

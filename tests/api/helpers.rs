@@ -233,6 +233,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &str) -> TestApp {
         print_bootstrap_key: false,
         bootstrap_key_file: Some(bootstrap_file.clone()),
         master_key_file: Some(db.master_key_file()),
+        // The test process's signals are not the embedded server's.
+        handle_signals: false,
     };
     let app = Application::build_with(db.settings(extra), options)
         .await
