@@ -70,6 +70,37 @@ async fn admin(
     request.send().await
 }
 
+fn read_bootstrap(file: &str) -> String {
+    std::fs::read_to_string(file).unwrap().trim().to_owned()
+}
+
+/// A lone server's base URL (its own issuer on loopback) and an admin
+/// token from the bootstrap key.
+async fn own_admin(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    bootstrap: &str,
+) -> (String, String) {
+    let node = base(server);
+    let jwt = admin_token(http, &node, bootstrap, &node).await;
+    (node, jwt)
+}
+
+/// Creates a key through `node`; the 201 answer (the view plus `key`).
+async fn create_key_at(http: &reqwest::Client, node: &str, bearer: &str, body: Value) -> Value {
+    let response = admin(
+        http,
+        reqwest::Method::POST,
+        format!("{node}/api/v1/keys"),
+        bearer,
+        Some(body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201, "key created");
+    response.json().await.unwrap()
+}
+
 fn bootstrap_env(db: &TestDatabase) -> (String, Vec<(String, String)>) {
     let file = db.dir.path().join("bootstrap.key");
     let path = file.to_string_lossy().into_owned();
@@ -120,25 +151,17 @@ async fn replicas_share_keys_revocations_quotas_and_signing_keys() {
     let c = ServerProcess::start(&db, &rest).await;
     let nodes = [base(&a), base(&b), base(&c)];
     let http = client();
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let bootstrap = read_bootstrap(&bootstrap_file);
     let admin_jwt = admin_token(&http, &nodes[0], &bootstrap, ISSUER).await;
 
     // Created through A, exchanged through B and C.
-    let created: Value = admin(
+    let created: Value = create_key_at(
         &http,
-        reqwest::Method::POST,
-        format!("{}/api/v1/keys", nodes[0]),
+        &nodes[0],
         &admin_jwt,
-        Some(json!({"name": "shared", "scopes": ["orders:read"]})),
+        json!({"name": "shared", "scopes": ["orders:read"]}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let (id, secret) = (
         created["id"].as_str().unwrap(),
         created["key"].as_str().unwrap(),
@@ -256,18 +279,13 @@ async fn replicas_share_keys_revocations_quotas_and_signing_keys() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, fresh_secret) = {
-        let created: Value = admin(
+        let created: Value = create_key_at(
             &http,
-            reqwest::Method::POST,
-            format!("{}/api/v1/keys", nodes[1]),
+            &nodes[1],
             &admin_jwt,
-            Some(json!({"name": "after-rotation", "scopes": ["orders:read"]})),
+            json!({"name": "after-rotation", "scopes": ["orders:read"]}),
         )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
         (
             created["id"].as_str().unwrap().to_owned(),
             created["key"].as_str().unwrap().to_owned(),
@@ -329,26 +347,16 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_without_a_restart() {
     ));
     env.push(("KEYMINT__DATABASE__MAX_CONNECTIONS".into(), "4".into()));
     let server = ServerProcess::start(&db, &env_refs(&env)).await;
-    let node = base(&server);
     let http = client();
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let issuer = format!("http://127.0.0.1:{}", server.port);
-    let admin_jwt = admin_token(&http, &node, &bootstrap, &issuer).await;
-    let created: Value = admin(
+    let bootstrap = read_bootstrap(&bootstrap_file);
+    let (node, admin_jwt) = own_admin(&http, &server, &bootstrap).await;
+    let created: Value = create_key_at(
         &http,
-        reqwest::Method::POST,
-        format!("{node}/api/v1/keys"),
+        &node,
         &admin_jwt,
-        Some(json!({"name": "load", "scopes": ["a"]})),
+        json!({"name": "load", "scopes": ["a"]}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let secret = created["key"].as_str().unwrap().to_owned();
 
     let observed = Arc::new(Mutex::new(Observed::default()));
@@ -557,14 +565,9 @@ async fn sqlite_survives_kill_9_during_creations_and_revocations() {
     let db = TestDatabase::new(Backend::Sqlite);
     let (bootstrap_file, env) = bootstrap_env(&db);
     let server = ServerProcess::start(&db, &env_refs(&env)).await;
-    let node = base(&server);
     let http = client();
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let issuer = format!("http://127.0.0.1:{}", server.port);
-    let admin_jwt = admin_token(&http, &node, &bootstrap, &issuer).await;
+    let bootstrap = read_bootstrap(&bootstrap_file);
+    let (node, admin_jwt) = own_admin(&http, &server, &bootstrap).await;
 
     let created = Arc::new(Mutex::new(Vec::<String>::new()));
     let revoked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -634,9 +637,7 @@ async fn sqlite_survives_kill_9_during_creations_and_revocations() {
     );
 
     let restarted = ServerProcess::start(&db, &[]).await;
-    let node = base(&restarted);
-    let issuer = format!("http://127.0.0.1:{}", restarted.port);
-    let admin_jwt = admin_token(&http, &node, &bootstrap, &issuer).await;
+    let (node, admin_jwt) = own_admin(&http, &restarted, &bootstrap).await;
     let keys = all_pages(&http, &format!("{node}/api/v1/keys?q=crash-"), &admin_jwt).await;
     let events = all_pages(
         &http,
@@ -689,26 +690,16 @@ async fn sigterm_under_load_fails_no_request_and_flushes_usage() {
     let mut env = env;
     env.push(("KEYMINT__SERVER__DRAIN_S".into(), "1".into()));
     let mut server = ServerProcess::start(&db, &env_refs(&env)).await;
-    let node = base(&server);
     let http = client();
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let issuer = format!("http://127.0.0.1:{}", server.port);
-    let admin_jwt = admin_token(&http, &node, &bootstrap, &issuer).await;
-    let created: Value = admin(
+    let bootstrap = read_bootstrap(&bootstrap_file);
+    let (node, admin_jwt) = own_admin(&http, &server, &bootstrap).await;
+    let created: Value = create_key_at(
         &http,
-        reqwest::Method::POST,
-        format!("{node}/api/v1/keys"),
+        &node,
         &admin_jwt,
-        Some(json!({"name": "load", "scopes": ["a"], "rate_limit_per_s": 100000})),
+        json!({"name": "load", "scopes": ["a"], "rate_limit_per_s": 100000}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let (id, secret) = (
         created["id"].as_str().unwrap().to_owned(),
         created["key"].as_str().unwrap().to_owned(),
@@ -799,9 +790,7 @@ async fn sigterm_under_load_fails_no_request_and_flushes_usage() {
 
     // Usage was flushed at shutdown: every issued token is counted.
     let restarted = ServerProcess::start(&db, &[]).await;
-    let node = base(&restarted);
-    let issuer = format!("http://127.0.0.1:{}", restarted.port);
-    let admin_jwt = admin_token(&http, &node, &bootstrap, &issuer).await;
+    let (node, admin_jwt) = own_admin(&http, &restarted, &bootstrap).await;
     let key: Value = admin(
         &http,
         reqwest::Method::GET,

@@ -401,6 +401,8 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     pub port: u16,
     bin: PathBuf,
+    /// Whether the tools must run as `postgres` (they refuse root).
+    as_root: bool,
 }
 
 impl PgCluster {
@@ -416,8 +418,18 @@ impl PgCluster {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let cluster = Self { dir, port, bin };
-        if cluster.as_root() {
+        let as_root = std::env::var("USER").as_deref() == Ok("root")
+            || std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let cluster = Self {
+            dir,
+            port,
+            bin,
+            as_root,
+        };
+        if cluster.as_root {
             let status = std::process::Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(cluster.dir.path())
@@ -440,28 +452,25 @@ impl PgCluster {
         cluster
     }
 
-    fn as_root(&self) -> bool {
-        std::env::var("USER").as_deref() == Ok("root")
-            || std::process::Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-    }
-
     fn data(&self) -> String {
         self.dir.path().join("data").to_string_lossy().into_owned()
     }
 
-    fn run(&self, args: &[&str]) {
-        let program = self.bin.join(args[0]);
-        let mut command = if self.as_root() {
+    /// A PostgreSQL tool, run as `postgres` when we are root.
+    fn tool(&self, name: &str) -> std::process::Command {
+        let program = self.bin.join(name);
+        if self.as_root {
             let mut c = std::process::Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(program);
             c
         } else {
             std::process::Command::new(program)
-        };
-        let output = command
+        }
+    }
+
+    fn run(&self, args: &[&str]) {
+        let output = self
+            .tool(args[0])
             .args(&args[1..])
             .output()
             .expect("run a PostgreSQL tool");
@@ -514,17 +523,9 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let data = self.data();
-        let program = self.bin.join("pg_ctl");
-        let mut command = if self.as_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            std::process::Command::new(program)
-        };
-        let _ = command
-            .args(["-D", &data, "-m", "immediate", "stop"])
+        let _ = self
+            .tool("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
     }
 }
