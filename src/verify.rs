@@ -402,18 +402,7 @@ impl Verifier {
             if jwk.use_ != "sig" {
                 continue;
             }
-            let parsed = match (jwk.alg.as_str(), jwk.kty.as_str(), jwk.crv.as_str()) {
-                ("ES256", "EC", "P-256") => jwk
-                    .y
-                    .as_deref()
-                    .and_then(|y| DecodingKey::from_ec_components(&jwk.x, y).ok())
-                    .map(|k| (Algorithm::ES256, k)),
-                ("EdDSA", "OKP", "Ed25519") => DecodingKey::from_ed_components(&jwk.x)
-                    .ok()
-                    .map(|k| (Algorithm::EdDSA, k)),
-                _ => None,
-            };
-            if let Some(parsed) = parsed {
+            if let Some(parsed) = jwk.decoding_key() {
                 keys.insert(jwk.kid, parsed);
             }
         }

@@ -87,6 +87,26 @@ fn alg_name(alg: Algorithm) -> &'static str {
     }
 }
 
+impl PublicJwk {
+    /// The verifying key this JWK publishes and its algorithm, when `alg`,
+    /// `kty` and `crv` are a combination keymint signs with. Shared by the
+    /// key ring (stored keys) and `crate::verify` (fetched JWKS).
+    pub fn decoding_key(&self) -> Option<(Algorithm, DecodingKey)> {
+        match (self.alg.as_str(), self.kty.as_str(), self.crv.as_str()) {
+            ("ES256", "EC", "P-256") => {
+                let y = self.y.as_deref()?;
+                let key = DecodingKey::from_ec_components(&self.x, y).ok()?;
+                Some((Algorithm::ES256, key))
+            }
+            ("EdDSA", "OKP", "Ed25519") => {
+                let key = DecodingKey::from_ed_components(&self.x).ok()?;
+                Some((Algorithm::EdDSA, key))
+            }
+            _ => None,
+        }
+    }
+}
+
 fn parse_alg(name: &str) -> Option<Algorithm> {
     match name {
         "ES256" => Some(Algorithm::ES256),
@@ -447,11 +467,10 @@ fn build_ring(
         let alg = parse_alg(&row.alg).ok_or_else(|| key_error("unknown algorithm"))?;
         let jwk: PublicJwk =
             serde_json::from_str(&row.public_jwk).map_err(|_| key_error("bad public JWK"))?;
-        let decoding = match alg {
-            Algorithm::EdDSA => DecodingKey::from_ed_components(&jwk.x),
-            _ => DecodingKey::from_ec_components(&jwk.x, jwk.y.as_deref().unwrap_or_default()),
-        }
-        .map_err(|_| key_error("bad public JWK"))?;
+        let decoding = match jwk.decoding_key() {
+            Some((published, key)) if published == alg => key,
+            _ => return Err(key_error("bad public JWK")),
+        };
         verifiers.insert(row.kid.clone(), Verifier { alg, key: decoding });
         published.push(jwk);
         let signs_later = row.retired_at.is_none_or(|retired| retired > now);
@@ -615,5 +634,48 @@ mod tests {
         let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         members.sort();
         assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x"]);
+    }
+
+    /// A key ring built from generated rows signs tokens that its own
+    /// published JWKs verify, for both algorithms; a JWK whose members do
+    /// not fit its `alg` yields no key.
+    #[test]
+    fn published_keys_verify_what_the_ring_signs() {
+        crypto::install();
+        let master = MasterKey::from_bytes([7; 32]);
+        let settings = SigningSettings {
+            alg: SigningAlg::ES256,
+            jwks_max_age_s: 300,
+            prepublish_s: 600,
+            reload_s: 30,
+            rotation_interval_s: 86_400,
+        };
+        let now = Utc::now().naive_utc();
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let row = generate_row(alg, &master, now, now).unwrap();
+            let ring = KeyRing::load(std::slice::from_ref(&row), &master, &settings, now).unwrap();
+            let token = ring
+                .signer(now.and_utc().timestamp())
+                .unwrap()
+                .sign(&serde_json::json!({"sub": "s"}))
+                .unwrap();
+            let jwk: PublicJwk = serde_json::from_str(&row.public_jwk).unwrap();
+            let (published, key) = jwk.decoding_key().expect("a usable JWK");
+            assert_eq!(published, alg);
+            let mut validation = jsonwebtoken::Validation::new(alg);
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+            jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+            assert!(ring.decoding_key(&row.kid, alg).is_some());
+
+            let mut mismatched = jwk.clone();
+            mismatched.crv = if alg == Algorithm::EdDSA {
+                "P-256"
+            } else {
+                "Ed25519"
+            }
+            .into();
+            assert!(mismatched.decoding_key().is_none());
+        }
     }
 }
