@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use zeroize::Zeroizing;
 
+use super::runtime;
 use crate::verify::{Verifier, VerifyError};
 
 pub const EXIT_UNREACHABLE: u8 = 1;
@@ -69,13 +70,6 @@ pub struct VerifyArgs {
     /// Clock leeway in seconds.
     #[arg(long, default_value_t = 5)]
     pub leeway: i64,
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {

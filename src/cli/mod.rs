@@ -271,11 +271,16 @@ fn serve(settings: Settings, options: StartOptions) -> Result<(), String> {
     })
 }
 
-fn migrate(settings: Settings) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// A one-thread runtime for commands that do a little async work.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+fn migrate(settings: Settings) -> Result<(), String> {
+    let runtime = runtime()?;
     runtime.block_on(async {
         startup::migrate_database(&settings)
             .await
