@@ -7,6 +7,7 @@
 //! a missing permission → 403 `error="insufficient_scope"` naming it.
 
 pub mod denials;
+pub mod powers;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -21,13 +22,12 @@ use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, revoked_tokens, tenants as tenants_table};
 use crate::db::{self, AnyConnection};
-use crate::domain::scope;
 use crate::error::ApiError;
 use crate::grants::split_authorization;
 use crate::keys::Status;
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
-use crate::tenants::{self, SYSTEM_TENANT};
+use crate::tenants;
 use crate::tokens::verify;
 
 /// Who is calling, with what powers, in which tenant.
@@ -40,42 +40,15 @@ pub struct Principal {
     /// The tenant it acts in (`X-Tenant`, or its own).
     pub tenant: Tenant,
     pub sub: String,
-    /// The token's scopes: the powers of this request.
-    pub scopes: BTreeSet<String>,
+    /// The token's scopes: the powers of this request, which only
+    /// [`powers`] reads.
+    pub(crate) scopes: BTreeSet<String>,
     pub origin: Origin,
 }
 
 impl Principal {
-    pub fn has(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
-    }
-
-    /// Fails with 403 naming `scope` unless the token holds it.
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
-        if self.has(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::InsufficientScope {
-                scope: scope.to_owned(),
-            })
-        }
-    }
-
     pub fn actor(&self) -> Actor {
         Actor::key(&self.key.id, &self.sub, &self.home.slug)
-    }
-
-    pub fn can_write_keys(&self) -> bool {
-        self.has(scope::ADMIN_KEYS_WRITE)
-    }
-
-    pub fn can_read_all_keys(&self) -> bool {
-        self.has(scope::ADMIN_KEYS_READ) || self.has(scope::ADMIN_KEYS_WRITE)
-    }
-
-    /// Only `keys:self`: it sees and manages the keys it owns.
-    pub fn self_only(&self) -> bool {
-        !self.can_read_all_keys() && self.has(scope::KEYS_SELF)
     }
 }
 
@@ -200,7 +173,7 @@ async fn verify_principal(req: &HttpRequest, state: &AppState) -> Result<Princip
     let tenant = match acting {
         None => home.clone(),
         Some(found) => {
-            if home.slug != SYSTEM_TENANT || !scopes.contains(scope::ADMIN_TENANTS) {
+            if !powers::may_switch_tenant(&home, &scopes) {
                 return Err(ApiError::bad_request(
                     "X-Tenant is honoured only for system-tenant callers holding admin:tenants",
                 ));

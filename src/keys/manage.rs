@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::audit::{self, Origin};
 use crate::auth::Principal;
+use crate::auth::powers::{ChildRequest, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, Refused};
 use crate::crypto::master::MasterKey;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::api_keys;
@@ -43,7 +44,15 @@ fn scope_syntax(value: &str) -> Result<(), String> {
     }
 }
 
-fn owner_syntax(value: &str) -> Result<(), String> {
+/// An owner to filter a list by: any valid owner, or the `key:<id>` owner
+/// of keys made through `keys:self` by a key without one.
+fn owner_filter_syntax(value: &str) -> Result<(), String> {
+    if value
+        .strip_prefix("key:")
+        .is_some_and(|id| uuid::Uuid::try_parse(id).is_ok())
+    {
+        return Ok(());
+    }
     rules::owner(value).map_err(|e| e.message)
 }
 
@@ -222,187 +231,118 @@ fn worst_case_jwt_bytes(
     b64(header) + 1 + b64(payload) + 1 + 86
 }
 
-fn can_manage(principal: &Principal) -> Result<(), ApiError> {
-    if principal.can_write_keys() || principal.has(scope::KEYS_SELF) {
-        Ok(())
-    } else {
-        Err(ApiError::InsufficientScope {
-            scope: scope::ADMIN_KEYS_WRITE.to_owned(),
-        })
+/// Maps the tenant's expiry rules onto answers: a malformed value is bad
+/// input (400), one the policy forbids is a policy violation (422).
+fn expiry_error(e: FieldError) -> ApiError {
+    match e.field.as_str() {
+        "expires_at" if e.message.contains("future") => ApiError::invalid_fields(vec![e]),
+        "expires_in_s" if e.message.contains("positive") => ApiError::invalid_fields(vec![e]),
+        _ => ApiError::Unprocessable {
+            detail: format!("{}: {}", e.field, e.message),
+            errors: vec![e],
+        },
     }
 }
 
-fn can_read(principal: &Principal) -> Result<(), ApiError> {
-    if principal.can_read_all_keys() || principal.has(scope::KEYS_SELF) {
-        Ok(())
-    } else {
-        Err(ApiError::InsufficientScope {
-            scope: scope::ADMIN_KEYS_READ.to_owned(),
-        })
+fn jwt_size_check(size: usize, settings: &crate::config::TokenSettings) -> Result<(), ApiError> {
+    if size > settings.max_jwt_bytes {
+        return Err(policy(
+            "claims",
+            format!(
+                "this key's largest token would be {size} bytes, over tokens.max_jwt_bytes ({})",
+                settings.max_jwt_bytes
+            ),
+        ));
     }
+    Ok(())
 }
 
-/// `POST /api/v1/keys`.
+/// `POST /api/v1/keys`. Powers, policy, parent, quota and audiences are all
+/// decided inside the transaction that inserts, against the tenant and the
+/// parent key as they are under the tenant lock: a concurrent settings
+/// change or revocation of the parent cannot slip between check and write.
 pub async fn create(
     state: &AppState,
     principal: Principal,
     bytes: &[u8],
 ) -> Result<CreatedKey, ApiError> {
-    can_manage(&principal)?;
+    let creator = principal.key_creator()?;
     let request = parse_create(bytes)?;
+    if let KeyCreator::Admin(admin) = &creator {
+        admin.may_grant(&request.scopes)?;
+    }
     let now = Utc::now().naive_utc();
-    let tenant = principal.tenant.clone();
-    let self_only = !principal.can_write_keys();
-
-    // Powers: reserved scopes need the caller to hold them.
-    for s in request.scopes.iter().filter(|s| scope::is_reserved(s)) {
-        if !principal.has(s) {
-            return Err(ApiError::InsufficientScope { scope: s.clone() });
-        }
-    }
-    if let Err(e) = rules::scopes(&request.scopes, &tenant) {
-        return Err(ApiError::Unprocessable {
-            detail: format!("{}: {}", e.field, e.message),
-            errors: vec![e],
-        });
-    }
-    let caller_sub = Some(principal.sub.clone()).filter(|s| rules::owner(s).is_ok());
-    let owner = if self_only {
-        if request.owner.is_some() && request.owner != caller_sub {
-            return Err(ApiError::Forbidden(
-                "with keys:self, keys can only be created for yourself".to_owned(),
-            ));
-        }
-        caller_sub
-    } else {
-        request.owner.clone().or(caller_sub)
-    };
-    if self_only {
-        let own_scopes = principal.key.scope_list();
-        if let Some(s) = request
-            .scopes
-            .iter()
-            .find(|s| scope::is_reserved(s) || !own_scopes.contains(s))
-        {
-            return Err(ApiError::Forbidden(format!(
-                "with keys:self, only non-admin scopes your own key holds can be granted; `{s}` is not one"
-            )));
-        }
-        let own_audiences = principal.key.audience_list();
-        if let Some(a) = request
-            .audiences
-            .iter()
-            .find(|a| !own_audiences.contains(a))
-        {
-            return Err(ApiError::Forbidden(format!(
-                "with keys:self, only audiences your own key holds can be granted; `{}` is not one",
-                ascii_quote(a)
-            )));
-        }
-        if request.claims.is_some() {
-            return Err(ApiError::InsufficientScope {
-                scope: scope::ADMIN_KEYS_WRITE.to_owned(),
-            });
-        }
-        if request
-            .rate_limit_per_s
-            .is_some_and(|r| r > tenant.default_rate_limit_per_s)
-        {
-            return Err(ApiError::Forbidden(
-                "with keys:self, rate_limit_per_s may not exceed the tenant default".to_owned(),
-            ));
-        }
-        if request
-            .max_token_ttl_s
-            .is_some_and(|t| t > tenant.default_token_ttl_s)
-        {
-            return Err(ApiError::Forbidden(
-                "with keys:self, max_token_ttl_s may not exceed the tenant default".to_owned(),
-            ));
-        }
-    }
-
-    let mut expires_at =
-        rules::expiry(request.expiry, &tenant, now).map_err(|e| match e.field.as_str() {
-            "expires_at" if e.message.contains("future") => ApiError::invalid_fields(vec![e]),
-            "expires_in_s" if e.message.contains("positive") => ApiError::invalid_fields(vec![e]),
-            _ => ApiError::Unprocessable {
-                detail: format!("{}: {}", e.field, e.message),
-                errors: vec![e],
-            },
-        })?;
-    if self_only && let Some(limit) = principal.key.expires_at {
-        match expires_at {
-            Some(at) if at > limit => {
-                return Err(ApiError::Forbidden(
-                    "with keys:self, a key may not outlive your own".to_owned(),
-                ));
-            }
-            None if request.expiry == Expiry::Never => {
-                return Err(ApiError::Forbidden(
-                    "with keys:self, a key may not outlive your own".to_owned(),
-                ));
-            }
-            None => expires_at = Some(limit),
-            _ => {}
-        }
-    }
-    if tenant.require_ip_allowlist && request.ip_allowlist.as_ref().is_none_or(Vec::is_empty) {
-        return Err(policy(
-            "ip_allowlist",
-            "this tenant requires every key to have an IP allow-list",
-        ));
-    }
-
+    let tenant_id = principal.tenant.id.clone();
+    let tenant_slug = principal.tenant.slug.clone();
+    // An admin's keys belong to its `sub` unless it names an owner; a `sub`
+    // that is not a valid owner (`key:<id>`) leaves them without one.
+    let admin_default_owner = Some(principal.sub.clone()).filter(|s| rules::owner(s).is_ok());
     let actor = principal.actor();
-    let new = NewKey {
-        tenant_id: tenant.id.clone(),
-        name: request.name,
-        description: request.description,
-        owner,
-        scopes: request.scopes,
-        audiences: request.audiences,
-        expires_at,
-        max_token_ttl_s: request.max_token_ttl_s,
-        rate_limit_per_s: request.rate_limit_per_s,
-        ip_allowlist: request.ip_allowlist,
-        claims: request.claims,
-        metadata: request.metadata,
-        security_level: request.security_level,
-        created_by: actor.clone(),
-        parent_key_id: self_only.then(|| principal.key.id.clone()),
-    };
-    let (mut row, secret) =
-        store::prepare(&new, &state.settings.tokens.key_prefix, now).map_err(ApiError::internal)?;
-    let size = worst_case_jwt_bytes(
-        &row.id,
-        new.owner.as_deref(),
-        &new.scopes,
-        &new.audiences,
-        new.claims.as_ref(),
-        &state.settings.tokens,
-        &tenant,
-    );
-    if size > state.settings.tokens.max_jwt_bytes {
-        return Err(policy(
-            "claims",
-            format!(
-                "this key's largest token would be {size} bytes, over tokens.max_jwt_bytes ({})",
-                state.settings.tokens.max_jwt_bytes
-            ),
-        ));
-    }
-    if new.security_level == SecurityLevel::Advanced {
-        store::seal_advanced(&mut row, &state.master, secret.expose())
-            .map_err(ApiError::internal)?;
-    }
-
     let origin = principal.origin.clone();
-    let audiences = new.audiences.clone();
-    let tenant_slug = tenant.slug.clone();
-    let inserted = db::run(&state.pool, move |conn| {
+    let settings = state.settings.tokens.clone();
+    let master = state.master.clone();
+    let (row, secret) = db::run(&state.pool, move |conn| {
         db::write_transaction(conn, |conn| {
-            for audience in &audiences {
+            // The write to the tenant row serialises key writes in this
+            // tenant (row lock on PostgreSQL, write lock on SQLite).
+            tenants::lock(conn, &tenant_id)?;
+            let tenant = tenants::find_by_id(conn, &tenant_id)?.ok_or(ApiError::NotFound)?;
+            if let Err(e) = rules::scopes(&request.scopes, &tenant) {
+                return Err(ApiError::Unprocessable {
+                    detail: format!("{}: {}", e.field, e.message),
+                    errors: vec![e],
+                });
+            }
+            let expires_at = rules::expiry(request.expiry, &tenant, now).map_err(expiry_error)?;
+            let mut new = NewKey {
+                tenant_id: tenant.id.clone(),
+                name: request.name.clone(),
+                description: request.description.clone(),
+                owner: request.owner.clone().or(admin_default_owner),
+                scopes: request.scopes.clone(),
+                audiences: request.audiences.clone(),
+                expires_at,
+                max_token_ttl_s: request.max_token_ttl_s,
+                rate_limit_per_s: request.rate_limit_per_s,
+                ip_allowlist: request.ip_allowlist.clone(),
+                claims: request.claims.clone(),
+                metadata: request.metadata.clone(),
+                security_level: request.security_level,
+                created_by: actor.clone(),
+                parent_key_id: None,
+            };
+            if let KeyCreator::SelfService(own) = &creator {
+                let parent = store::find(conn, &tenant.id, own.parent_key_id())?;
+                let bounds = own.bound_child(
+                    &ChildRequest {
+                        owner: request.owner.as_deref(),
+                        scopes: &request.scopes,
+                        audiences: &request.audiences,
+                        has_claims: request.claims.is_some(),
+                        ip_allowlist: request.ip_allowlist.as_deref(),
+                        expires_at,
+                        expiry_requested: request.expiry != Expiry::Unspecified,
+                        max_token_ttl_s: request.max_token_ttl_s,
+                        rate_limit_per_s: request.rate_limit_per_s,
+                    },
+                    parent.as_ref(),
+                    &tenant,
+                    now,
+                )?;
+                new.owner = Some(bounds.owner);
+                new.parent_key_id = Some(bounds.parent_key_id);
+                new.ip_allowlist = bounds.ip_allowlist;
+                new.expires_at = bounds.expires_at;
+                new.max_token_ttl_s = Some(bounds.max_token_ttl_s);
+                new.rate_limit_per_s = Some(bounds.rate_limit_per_s);
+            }
+            if tenant.require_ip_allowlist && new.ip_allowlist.as_ref().is_none_or(Vec::is_empty) {
+                return Err(policy(
+                    "ip_allowlist",
+                    "this tenant requires every key to have an IP allow-list",
+                ));
+            }
+            for audience in &new.audiences {
                 if !tenants::has_audience(conn, &tenant.id, audience)? {
                     return Err(ApiError::invalid_fields(vec![FieldError::new(
                         "audiences",
@@ -413,11 +353,7 @@ pub async fn create(
                     )]));
                 }
             }
-            // The write to the tenant row serialises creations in this tenant
-            // (row lock on PostgreSQL, write lock on SQLite): the count below
-            // cannot race another creation.
-            tenants::lock(conn, &tenant.id)?;
-            if let Some(owner) = &row.owner {
+            if let Some(owner) = &new.owner {
                 let live = count_live_keys(conn, &tenant.id, owner, now)?;
                 if live >= tenant.max_keys_per_owner {
                     return Err(policy(
@@ -429,13 +365,31 @@ pub async fn create(
                     ));
                 }
             }
+            let (mut row, secret) =
+                store::prepare(&new, &settings.key_prefix, now).map_err(ApiError::internal)?;
+            jwt_size_check(
+                worst_case_jwt_bytes(
+                    &row.id,
+                    new.owner.as_deref(),
+                    &new.scopes,
+                    &new.audiences,
+                    new.claims.as_ref(),
+                    &settings,
+                    &tenant,
+                ),
+                &settings,
+            )?;
+            if new.security_level == SecurityLevel::Advanced {
+                store::seal_advanced(&mut row, &master, secret.expose())
+                    .map_err(ApiError::internal)?;
+            }
             store::insert(conn, &row, &actor, &origin)?;
-            Ok(row)
+            Ok((row, secret))
         })
     })
     .await?;
     Ok(CreatedKey {
-        view: KeyView::of(&inserted, &tenant_slug, now),
+        view: KeyView::of(&row, &tenant_slug, now),
         key: secret.expose().to_owned(),
     })
 }
@@ -536,7 +490,7 @@ pub async fn list(
     principal: Principal,
     query: ListQuery,
 ) -> Result<Page<KeyView>, ApiError> {
-    can_read(&principal)?;
+    let reader = principal.key_reader()?;
     let mut errors = Vec::new();
     if let Some(q) = &query.q
         && !(1..=100).contains(&q.chars().count())
@@ -555,17 +509,16 @@ pub async fn list(
         }
     };
     if let Some(owner) = &query.owner
-        && let Err(e) = owner_syntax(owner)
+        && let Err(e) = owner_filter_syntax(owner)
     {
         errors.push(FieldError::new("owner", e));
     }
     let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
     // keys:self callers see only their own keys, whatever they ask.
-    let owner = if principal.self_only() {
-        Some(principal.sub.clone())
-    } else {
-        query.owner.clone()
-    };
+    let owner = reader
+        .forced_owner()
+        .map(str::to_owned)
+        .or_else(|| query.owner.clone());
     let digest = filter_digest(&[query.q.as_deref(), status.as_deref(), owner.as_deref()]);
     let after = match &query.cursor {
         None => None,
@@ -650,26 +603,24 @@ pub async fn list(
 }
 
 /// A key the caller may see, or 404.
-async fn visible(state: &AppState, principal: &Principal, id: &str) -> Result<ApiKey, ApiError> {
+async fn visible(state: &AppState, reader: &KeyReader, id: &str) -> Result<ApiKey, ApiError> {
     if uuid::Uuid::try_parse(id).is_err() {
         return Err(ApiError::NotFound);
     }
-    let tenant_id = principal.tenant.id.clone();
+    let tenant_id = reader.tenant_id().to_owned();
     let id = id.to_owned();
     let key = db::run(&state.pool, move |conn| {
         store::find(conn, &tenant_id, &id).map_err(ApiError::from)
     })
     .await?
+    .filter(|key| reader.may_see(key))
     .ok_or(ApiError::NotFound)?;
-    if principal.self_only() && key.owner.as_deref() != Some(principal.sub.as_str()) {
-        return Err(ApiError::NotFound);
-    }
     Ok(key)
 }
 
 pub async fn get(state: &AppState, principal: Principal, id: &str) -> Result<KeyView, ApiError> {
-    can_read(&principal)?;
-    let key = visible(state, &principal, id).await?;
+    let reader = principal.key_reader()?;
+    let key = visible(state, &reader, id).await?;
     Ok(KeyView::of(
         &key,
         &principal.tenant.slug,
@@ -686,6 +637,25 @@ pub(crate) const PATCH_FIELDS: &[&str] = &[
     "expires_at",
 ];
 
+/// Reads the key `id` for a change, inside the writing transaction, after
+/// locking its tenant: the powers are checked against the row as it is now.
+fn key_for_change(
+    conn: &mut AnyConnection,
+    admin: &KeyAdmin,
+    id: &str,
+) -> Result<(Tenant, ApiKey), ApiError> {
+    tenants::lock(conn, admin.tenant_id())?;
+    let tenant = tenants::find_by_id(conn, admin.tenant_id())?.ok_or(ApiError::NotFound)?;
+    let key = if uuid::Uuid::try_parse(id).is_ok() {
+        store::find(conn, admin.tenant_id(), id)?
+    } else {
+        None
+    };
+    let key = key.ok_or(ApiError::NotFound)?;
+    admin.may_change(&key)?;
+    Ok((tenant, key))
+}
+
 /// `PATCH /api/v1/keys/{id}`: a JSON merge patch (RFC 7396).
 pub async fn patch(
     state: &AppState,
@@ -693,7 +663,7 @@ pub async fn patch(
     id: &str,
     bytes: &[u8],
 ) -> Result<KeyView, ApiError> {
-    principal.require(scope::ADMIN_KEYS_WRITE)?;
+    let admin = principal.key_admin()?;
     let mut body = Body::parse(bytes, PATCH_FIELDS)?;
     let name = body.string("name", 1, rules::MAX_NAME);
     if name == Field::Null {
@@ -706,155 +676,134 @@ pub async fn patch(
     let expires_at = body.timestamp("expires_at");
     body.finish()?;
 
-    let key = visible(state, &principal, id).await?;
     let now = Utc::now().naive_utc();
-    if key.revoked_at.is_some() {
-        return Err(ApiError::Conflict(
-            "the key is revoked; it cannot change".into(),
-        ));
-    }
-    let new_expiry = match &expires_at {
-        Field::Absent => key.expires_at,
-        Field::Null => {
-            if key.expires_at.is_some() {
-                return Err(ApiError::invalid_fields(vec![FieldError::new(
-                    "expires_at",
-                    "can only be shortened, not removed",
-                )]));
-            }
-            None
-        }
-        Field::Value(at) => {
-            let at = at.naive_utc();
-            if at <= now {
-                return Err(ApiError::invalid_fields(vec![FieldError::new(
-                    "expires_at",
-                    "must be in the future",
-                )]));
-            }
-            if key.expires_at.is_some_and(|current| at > current) {
-                return Err(ApiError::invalid_fields(vec![FieldError::new(
-                    "expires_at",
-                    "can only be shortened",
-                )]));
-            }
-            Some(at)
-        }
-    };
-    let tenant = principal.tenant.clone();
-    let new_allowlist: Option<Vec<String>> = match &ip_allowlist {
-        Field::Absent => key
-            .ip_allowlist
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok()),
-        Field::Null => None,
-        Field::Value(list) => Some(list.clone()),
-    };
-    if tenant.require_ip_allowlist && new_allowlist.as_ref().is_none_or(Vec::is_empty) {
-        return Err(policy(
-            "ip_allowlist",
-            "this tenant requires every key to have an IP allow-list",
-        ));
-    }
-    let new_claims: Option<Value> = match &claims {
-        Field::Absent => key
-            .claims
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok()),
-        Field::Null => None,
-        Field::Value(v) => Some(v.clone()),
-    };
-    let size = worst_case_jwt_bytes(
-        &key.id,
-        key.owner.as_deref(),
-        &key.scope_list(),
-        &key.audience_list(),
-        new_claims.as_ref(),
-        &state.settings.tokens,
-        &tenant,
-    );
-    if size > state.settings.tokens.max_jwt_bytes {
-        return Err(policy(
-            "claims",
-            format!(
-                "this key's largest token would be {size} bytes, over tokens.max_jwt_bytes ({})",
-                state.settings.tokens.max_jwt_bytes
-            ),
-        ));
-    }
-
-    let mut changed: Vec<&'static str> = Vec::new();
-    if !name.is_absent() {
-        changed.push("name");
-    }
-    if !description.is_absent() {
-        changed.push("description");
-    }
-    if !ip_allowlist.is_absent() {
-        changed.push("ip_allowlist");
-    }
-    if !metadata.is_absent() {
-        changed.push("metadata");
-    }
-    if !claims.is_absent() {
-        changed.push("claims");
-    }
-    if !expires_at.is_absent() {
-        changed.push("expires_at");
-    }
-    let update = KeyChanges {
-        name: name.value(),
-        description: match description {
-            Field::Absent => None,
-            Field::Null => Some(None),
-            Field::Value(d) => Some(Some(d)),
-        },
-        ip_allowlist: (!ip_allowlist.is_absent())
-            .then(|| new_allowlist.map(|l| serde_json::to_string(&l).unwrap_or_default())),
-        metadata: match metadata {
-            Field::Absent => None,
-            Field::Null => Some(None),
-            Field::Value(m) => Some(Some(m.to_string())),
-        },
-        claims: (!claims.is_absent()).then(|| new_claims.map(|c| c.to_string())),
-        expires_at: (!expires_at.is_absent()).then_some(new_expiry),
-        updated_at: now,
-    };
     let actor = principal.actor();
     let origin = principal.origin.clone();
-    let key_id = key.id.clone();
-    let tenant_id = tenant.id.clone();
-    let updated = db::run(&state.pool, move |conn| {
+    let settings = state.settings.tokens.clone();
+    let id = id.to_owned();
+    let (tenant, updated) = db::run(&state.pool, move |conn| {
         db::write_transaction(conn, |conn| {
-            let n = diesel::update(
-                api_keys::table
-                    .filter(api_keys::id.eq(&key_id))
-                    .filter(api_keys::tenant_id.eq(&tenant_id))
-                    .filter(api_keys::revoked_at.is_null())
-                    .filter(api_keys::deleted_at.is_null()),
-            )
-            .set(&update)
-            .execute(conn)?;
-            if n == 0 {
+            let (tenant, key) = key_for_change(conn, &admin, &id)?;
+            if key.revoked_at.is_some() {
                 return Err(ApiError::Conflict(
                     "the key is revoked; it cannot change".into(),
                 ));
             }
+            let new_expiry = match &expires_at {
+                Field::Absent => key.expires_at,
+                Field::Null => {
+                    if key.expires_at.is_some() {
+                        return Err(ApiError::invalid_fields(vec![FieldError::new(
+                            "expires_at",
+                            "can only be shortened, not removed",
+                        )]));
+                    }
+                    None
+                }
+                Field::Value(at) => {
+                    let at = at.naive_utc();
+                    if at <= now {
+                        return Err(ApiError::invalid_fields(vec![FieldError::new(
+                            "expires_at",
+                            "must be in the future",
+                        )]));
+                    }
+                    if key.expires_at.is_some_and(|current| at > current) {
+                        return Err(ApiError::invalid_fields(vec![FieldError::new(
+                            "expires_at",
+                            "can only be shortened",
+                        )]));
+                    }
+                    Some(at)
+                }
+            };
+            let new_allowlist: Option<Vec<String>> = match &ip_allowlist {
+                Field::Absent => key
+                    .ip_allowlist
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok()),
+                Field::Null => None,
+                Field::Value(list) => Some(list.clone()),
+            };
+            if tenant.require_ip_allowlist && new_allowlist.as_ref().is_none_or(Vec::is_empty) {
+                return Err(policy(
+                    "ip_allowlist",
+                    "this tenant requires every key to have an IP allow-list",
+                ));
+            }
+            let new_claims: Option<Value> = match &claims {
+                Field::Absent => key
+                    .claims
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str(c).ok()),
+                Field::Null => None,
+                Field::Value(v) => Some(v.clone()),
+            };
+            jwt_size_check(
+                worst_case_jwt_bytes(
+                    &key.id,
+                    key.owner.as_deref(),
+                    &key.scope_list(),
+                    &key.audience_list(),
+                    new_claims.as_ref(),
+                    &settings,
+                    &tenant,
+                ),
+                &settings,
+            )?;
+
+            let changed: Vec<&'static str> = [
+                ("name", name.is_absent()),
+                ("description", description.is_absent()),
+                ("ip_allowlist", ip_allowlist.is_absent()),
+                ("metadata", metadata.is_absent()),
+                ("claims", claims.is_absent()),
+                ("expires_at", expires_at.is_absent()),
+            ]
+            .into_iter()
+            .filter_map(|(field, absent)| (!absent).then_some(field))
+            .collect();
+            let update = KeyChanges {
+                name: name.clone().value(),
+                description: match &description {
+                    Field::Absent => None,
+                    Field::Null => Some(None),
+                    Field::Value(d) => Some(Some(d.clone())),
+                },
+                ip_allowlist: (!ip_allowlist.is_absent())
+                    .then(|| new_allowlist.map(|l| serde_json::to_string(&l).unwrap_or_default())),
+                metadata: match &metadata {
+                    Field::Absent => None,
+                    Field::Null => Some(None),
+                    Field::Value(m) => Some(Some(m.to_string())),
+                },
+                claims: (!claims.is_absent()).then(|| new_claims.map(|c| c.to_string())),
+                expires_at: (!expires_at.is_absent()).then_some(new_expiry),
+                updated_at: now,
+            };
+            diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(&key.id))
+                    .filter(api_keys::tenant_id.eq(&tenant.id)),
+            )
+            .set(&update)
+            .execute(conn)?;
             audit::write(
                 conn,
                 audit::Record {
-                    tenant_id: Some(&tenant_id),
+                    tenant_id: Some(&tenant.id),
                     action: "key.updated",
                     actor: &actor,
                     origin: &origin,
                     target_type: "key",
-                    target_id: &key_id,
+                    target_id: &key.id,
                     success: true,
                     details: serde_json::json!({ "fields": changed }),
                 },
                 now,
             )?;
-            store::find(conn, &tenant_id, &key_id)?.ok_or(ApiError::NotFound)
+            let updated = store::find(conn, &tenant.id, &key.id)?.ok_or(ApiError::NotFound)?;
+            Ok((tenant, updated))
         })
     })
     .await?;
@@ -884,7 +833,7 @@ pub async fn revoke(
     id: &str,
     bytes: &[u8],
 ) -> Result<KeyView, ApiError> {
-    can_manage(&principal)?;
+    let revoker = principal.key_revoker()?;
     let mut body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Body::empty()
     } else {
@@ -892,9 +841,23 @@ pub async fn revoke(
     };
     let reason = parse_reason(&mut body);
     body.finish()?;
-    let key = visible(state, &principal, id).await?;
-    revoke_ids(state, &principal, vec![key.id.clone()], reason, false).await?;
-    get(state, principal, &key.id).await
+    let (done, keys) = revoke_ids(
+        state,
+        &principal,
+        revoker,
+        vec![id.to_owned()],
+        reason,
+        false,
+    )
+    .await?;
+    match keys.first() {
+        Some(key) if done.not_found.is_empty() => Ok(KeyView::of(
+            key,
+            &principal.tenant.slug,
+            Utc::now().naive_utc(),
+        )),
+        _ => Err(ApiError::NotFound),
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -903,13 +866,15 @@ pub struct BulkRevoked {
     pub not_found: Vec<String>,
 }
 
-/// `POST /api/v1/keys/revoke`: 1..1000 ids in one transaction.
+/// `POST /api/v1/keys/revoke`: 1..1000 ids in one transaction. Ids the
+/// caller cannot see are `not_found`; one it sees but may not change
+/// refuses the whole request, and nothing is revoked.
 pub async fn revoke_many(
     state: &AppState,
     principal: Principal,
     bytes: &[u8],
 ) -> Result<BulkRevoked, ApiError> {
-    can_manage(&principal)?;
+    let revoker = principal.key_revoker()?;
     let mut body = Body::parse(bytes, &["ids", "reason"])?;
     let ids = match body.strings("ids", MAX_BULK, |_| Ok(())) {
         Field::Value(ids) if !ids.is_empty() => ids,
@@ -925,50 +890,70 @@ pub async fn revoke_many(
     };
     let reason = parse_reason(&mut body);
     body.finish()?;
-    revoke_ids(state, &principal, ids, reason, false).await
+    let (done, _) = revoke_ids(state, &principal, revoker, ids, reason, false).await?;
+    Ok(done)
 }
 
 /// `DELETE /api/v1/keys/{id}`: revokes and leaves a tombstone.
 pub async fn delete(state: &AppState, principal: Principal, id: &str) -> Result<(), ApiError> {
-    can_manage(&principal)?;
-    let key = visible(state, &principal, id).await?;
-    revoke_ids(state, &principal, vec![key.id], None, true).await?;
-    Ok(())
+    let admin = principal.key_admin()?;
+    let (done, _) = revoke_ids(
+        state,
+        &principal,
+        KeyRevoker::Admin(admin),
+        vec![id.to_owned()],
+        None,
+        true,
+    )
+    .await?;
+    if done.not_found.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
-/// Revokes (and optionally deletes) keys the caller may see, with the keys
-/// they created through `keys:self`, in one transaction; one audit event per
-/// key, all sharing the request id.
+/// Revokes (and optionally deletes) keys, with the keys they created
+/// through `keys:self`, in one transaction under the tenant lock (so a child
+/// being created at the same moment is either refused or revoked too); one
+/// audit event per key, all sharing the request id. Returns the rows as
+/// they are after the change.
 async fn revoke_ids(
     state: &AppState,
     principal: &Principal,
+    revoker: KeyRevoker,
     ids: Vec<String>,
     reason: Option<String>,
     delete: bool,
-) -> Result<BulkRevoked, ApiError> {
-    let tenant_id = principal.tenant.id.clone();
-    let only_owner = principal.self_only().then(|| principal.sub.clone());
+) -> Result<(BulkRevoked, Vec<ApiKey>), ApiError> {
     let actor = principal.actor();
     let origin: Origin = principal.origin.clone();
     let now = Utc::now().naive_utc();
     db::run(&state.pool, move |conn| {
         db::write_transaction(conn, |conn| {
+            let tenant_id = revoker.tenant_id().to_owned();
+            tenants::lock(conn, &tenant_id)?;
             let mut revoked = Vec::new();
             let mut not_found = Vec::new();
+            let mut rows = Vec::new();
             for id in ids {
                 let key = if uuid::Uuid::try_parse(&id).is_ok() {
                     store::find(conn, &tenant_id, &id)?
                 } else {
                     None
                 };
-                let Some(key) = key.filter(|k| {
-                    only_owner
-                        .as_deref()
-                        .is_none_or(|o| k.owner.as_deref() == Some(o))
-                }) else {
+                let Some(key) = key else {
                     not_found.push(id);
                     continue;
                 };
+                match revoker.may_revoke(&key) {
+                    Ok(()) => {}
+                    Err(Refused::NotVisible) => {
+                        not_found.push(id);
+                        continue;
+                    }
+                    Err(refused) => return Err(refused.into()),
+                }
                 store::revoke_cascade(
                     conn,
                     &tenant_id,
@@ -980,10 +965,12 @@ async fn revoke_ids(
                 )?;
                 if delete {
                     store::tombstone(conn, &tenant_id, &key.id, &actor, &origin, now)?;
+                } else if let Some(row) = store::find(conn, &tenant_id, &key.id)? {
+                    rows.push(row);
                 }
                 revoked.push(key.id);
             }
-            Ok::<_, ApiError>(BulkRevoked { revoked, not_found })
+            Ok::<_, ApiError>((BulkRevoked { revoked, not_found }, rows))
         })
     })
     .await
@@ -1003,13 +990,18 @@ pub const MAX_GRACE_S: i64 = 604_800;
 /// `POST /api/v1/keys/{id}/rotate`: a new secret under the same id; the
 /// previous one works until the grace period ends (never past the key's own
 /// expiry). Rotating again kills the previous secret at once.
+///
+/// The key is read inside the writing transaction, after the lock, and the
+/// update only applies to the secret that read saw: two concurrent
+/// rotations act as if one ran after the other, never reviving a secret
+/// the first one killed.
 pub async fn rotate(
     state: &AppState,
     principal: Principal,
     id: &str,
     bytes: &[u8],
 ) -> Result<RotatedKey, ApiError> {
-    can_manage(&principal)?;
+    let admin = principal.key_admin()?;
     let mut body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Body::empty()
     } else {
@@ -1020,67 +1012,63 @@ pub async fn rotate(
         .value()
         .unwrap_or(0);
     body.finish()?;
-    let key = visible(state, &principal, id).await?;
     let now = Utc::now().naive_utc();
-    if key.status(now) != crate::keys::Status::Active {
-        return Err(ApiError::Conflict(format!(
-            "the key is {}; only active keys rotate",
-            key.status(now).as_str()
-        )));
-    }
-    let secret = crate::keys::secret::ApiKeySecret::generate(
-        &state.settings.tokens.key_prefix,
-        &ring::rand::SystemRandom::new(),
-    )
-    .map_err(ApiError::internal)?;
-    let advanced = key.security_level == SecurityLevel::Advanced.as_str();
-    let previous_until = (grace > 0).then(|| {
-        let end = now + chrono::Duration::seconds(grace);
-        key.expires_at.map_or(end, |exp| end.min(exp))
-    });
-    let changes = Rotation {
-        start: secret.start(),
-        secret_hash: (!advanced).then(|| secret.hash().as_bytes().to_vec()),
-        previous_secret_hash: previous_until.and(key.secret_hash.clone()),
-        secret_enc: if advanced {
-            Some(
-                store::encrypt_secret(&state.master, &key, secret.expose())
-                    .map_err(ApiError::internal)?,
-            )
-        } else {
-            None
-        },
-        previous_secret_enc: previous_until.and(key.secret_enc.clone()),
-        previous_expires_at: previous_until,
-        updated_at: now,
-    };
     let actor = principal.actor();
     let origin = principal.origin.clone();
-    let tenant_id = principal.tenant.id.clone();
-    let key_id = key.id.clone();
-    let updated = db::run(&state.pool, move |conn| {
+    let prefix = state.settings.tokens.key_prefix.clone();
+    let master = state.master.clone();
+    let id = id.to_owned();
+    let (updated, secret) = db::run(&state.pool, move |conn| {
         db::write_transaction(conn, |conn| {
-            let n = diesel::update(
-                api_keys::table
-                    .filter(api_keys::id.eq(&key_id))
-                    .filter(api_keys::tenant_id.eq(&tenant_id))
-                    .filter(api_keys::revoked_at.is_null())
-                    .filter(api_keys::deleted_at.is_null()),
+            let (tenant, key) = key_for_change(conn, &admin, &id)?;
+            let status = key.status(now);
+            if status != crate::keys::Status::Active {
+                return Err(ApiError::Conflict(format!(
+                    "the key is {}; only active keys rotate",
+                    status.as_str()
+                )));
+            }
+            let secret = crate::keys::secret::ApiKeySecret::generate(
+                &prefix,
+                &ring::rand::SystemRandom::new(),
             )
-            .set(&changes)
-            .execute(conn)?;
+            .map_err(ApiError::internal)?;
+            let advanced = key.security_level == SecurityLevel::Advanced.as_str();
+            let previous_until = (grace > 0).then(|| {
+                let end = now + chrono::Duration::seconds(grace);
+                key.expires_at.map_or(end, |exp| end.min(exp))
+            });
+            let changes = store::SecretChange {
+                start: secret.start(),
+                secret_hash: (!advanced).then(|| secret.hash().as_bytes().to_vec()),
+                previous_secret_hash: previous_until.and(key.secret_hash.clone()),
+                secret_enc: if advanced {
+                    Some(
+                        store::encrypt_secret(&master, &key, secret.expose())
+                            .map_err(ApiError::internal)?,
+                    )
+                } else {
+                    None
+                },
+                previous_secret_enc: previous_until.and(key.secret_enc.clone()),
+                previous_expires_at: previous_until,
+                updated_at: now,
+            };
+            let n = store::swap_secret(conn, &key, &changes)?;
             if n == 0 {
-                return Err(ApiError::Conflict("the key is revoked; it cannot rotate".into()));
+                return Err(ApiError::Conflict(
+                    "the key changed while rotating; try again".into(),
+                ));
             }
             audit::write(
                 conn,
                 audit::Record {
-                    tenant_id: Some(&tenant_id),
+                    tenant_id: Some(&tenant.id),
                     action: "key.rotated",
                     actor: &actor,
                     origin: &origin,
                     target_type: "key",
-                    target_id: &key_id,
+                    target_id: &key.id,
                     success: true,
                     details: serde_json::json!({
                         "grace_period_s": grace,
@@ -1089,7 +1077,8 @@ pub async fn rotate(
                 },
                 now,
             )?;
-            store::find(conn, &tenant_id, &key_id)?.ok_or(ApiError::NotFound)
+            let updated = store::find(conn, &tenant.id, &key.id)?.ok_or(ApiError::NotFound)?;
+            Ok((updated, secret))
         })
     })
     .await?;
@@ -1097,18 +1086,4 @@ pub async fn rotate(
         view: KeyView::of(&updated, &principal.tenant.slug, now),
         key: secret.expose().to_owned(),
     })
-}
-
-/// Every secret column is set, so a rotation without grace clears the
-/// previous secret (`treat_none_as_null`).
-#[derive(AsChangeset)]
-#[diesel(table_name = api_keys, treat_none_as_null = true)]
-struct Rotation {
-    start: String,
-    secret_hash: Option<Vec<u8>>,
-    previous_secret_hash: Option<Vec<u8>>,
-    secret_enc: Option<Vec<u8>>,
-    previous_secret_enc: Option<Vec<u8>>,
-    previous_expires_at: Option<NaiveDateTime>,
-    updated_at: NaiveDateTime,
 }

@@ -228,6 +228,9 @@ pub fn revoke(
     now: NaiveDateTime,
 ) -> Result<Option<Vec<String>>, DbError> {
     db::write_transaction(conn, |conn| {
+        // Under the tenant lock, like every key write: a child being made
+        // through `keys:self` at this moment is refused or revoked too.
+        crate::tenants::lock(conn, tenant_id)?;
         if find(conn, tenant_id, id)?.is_none() {
             return Ok(None);
         }
@@ -290,6 +293,44 @@ pub fn revoke_cascade(
         pending.extend(children);
     }
     Ok(revoked)
+}
+
+/// A rotation's secret columns. Every one is set, so a rotation without
+/// grace clears the previous secret (`treat_none_as_null`).
+#[derive(AsChangeset)]
+#[diesel(table_name = api_keys, treat_none_as_null = true)]
+pub struct SecretChange {
+    pub start: String,
+    pub secret_hash: Option<Vec<u8>>,
+    pub previous_secret_hash: Option<Vec<u8>>,
+    pub secret_enc: Option<Vec<u8>>,
+    pub previous_secret_enc: Option<Vec<u8>>,
+    pub previous_expires_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Applies a rotation only while the key still holds the secret `current`
+/// was read with, and is neither revoked nor deleted (a compare-and-swap).
+/// Returns the rows changed: 0 means someone else changed it first.
+pub fn swap_secret(
+    conn: &mut AnyConnection,
+    current: &ApiKey,
+    change: &SecretChange,
+) -> QueryResult<usize> {
+    let live = api_keys::table
+        .filter(api_keys::id.eq(&current.id))
+        .filter(api_keys::tenant_id.eq(&current.tenant_id))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::deleted_at.is_null());
+    match (&current.secret_hash, &current.secret_enc) {
+        (Some(hash), _) => diesel::update(live.filter(api_keys::secret_hash.eq(hash)))
+            .set(change)
+            .execute(conn),
+        (None, Some(enc)) => diesel::update(live.filter(api_keys::secret_enc.eq(enc)))
+            .set(change)
+            .execute(conn),
+        (None, None) => Ok(0),
+    }
 }
 
 /// Marks a (revoked) key deleted: it leaves every list and lookup, and its

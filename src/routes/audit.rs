@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, ACTIONS, EventView, Filter};
 use crate::auth::Principal;
 use crate::db;
-use crate::domain::scope;
 use crate::error::{ApiError, FieldError};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
 use crate::startup::AppState;
@@ -47,7 +46,7 @@ pub async fn list(
     query: web::Query<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(scope::ADMIN_AUDIT)?;
+    principal.auditor()?;
     let q = query.into_inner();
     let mut errors = Vec::new();
     if let Some(action) = &q.action

@@ -3,7 +3,6 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Principal;
-use crate::domain::scope;
 use crate::error::ApiError;
 use crate::routes::json_body::{is_json, read_limited};
 use crate::startup::{AppState, BODY_LIMIT};
@@ -15,7 +14,7 @@ pub async fn get(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(scope::ADMIN_SETTINGS)?;
+    principal.settings_admin()?;
     let view = policy::view(&state, &principal.tenant).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -30,7 +29,7 @@ pub async fn patch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
-    principal.require(scope::ADMIN_SETTINGS)?;
+    principal.settings_admin()?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/merge-patch+json or application/json".to_owned(),

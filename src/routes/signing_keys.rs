@@ -8,10 +8,8 @@ use serde::Serialize;
 use crate::auth::Principal;
 use crate::db::models::SigningKeyRow;
 use crate::db::{self};
-use crate::domain::scope;
 use crate::error::ApiError;
 use crate::startup::{AppState, reload_keys};
-use crate::tenants::SYSTEM_TENANT;
 use crate::tokens::signing::{self, SigningError};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,16 +40,6 @@ fn view(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> Sign
     }
 }
 
-fn require(principal: &Principal) -> Result<(), ApiError> {
-    principal.require(scope::ADMIN_SIGNING_KEYS)?;
-    if principal.home.slug != SYSTEM_TENANT {
-        return Err(ApiError::InsufficientScope {
-            scope: scope::ADMIN_SIGNING_KEYS.to_owned(),
-        });
-    }
-    Ok(())
-}
-
 fn signing_error(err: SigningError) -> ApiError {
     match err {
         SigningError::TooYoung { .. } => ApiError::Conflict(err.to_string()),
@@ -66,7 +54,7 @@ pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal)?;
+    principal.signing_key_admin()?;
     let rows = db::run(&state.pool, |conn| {
         signing::load_rows(conn).map_err(ApiError::from)
     })
@@ -92,7 +80,7 @@ pub async fn rotate(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal)?;
+    principal.signing_key_admin()?;
     let master = state.master.clone();
     let settings = state.settings.clone();
     let actor = principal.actor();
@@ -121,7 +109,7 @@ pub async fn revoke(
     kid: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal)?;
+    principal.signing_key_admin()?;
     let kid = kid.into_inner();
     if kid.len() > 64 {
         return Err(ApiError::NotFound);

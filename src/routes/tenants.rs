@@ -10,12 +10,11 @@ use crate::audit;
 use crate::auth::Principal;
 use crate::db::models::Tenant;
 use crate::db::{self};
-use crate::domain::scope;
 use crate::error::{ApiError, FieldError};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
 use crate::routes::json_body::{Body, is_json, read_limited};
 use crate::startup::{AppState, BODY_LIMIT};
-use crate::tenants::{self, SYSTEM_TENANT};
+use crate::tenants;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
@@ -40,16 +39,6 @@ impl From<&Tenant> for TenantView {
     }
 }
 
-fn require(principal: &Principal) -> Result<(), ApiError> {
-    principal.require(scope::ADMIN_TENANTS)?;
-    if principal.home.slug != SYSTEM_TENANT {
-        return Err(ApiError::InsufficientScope {
-            scope: scope::ADMIN_TENANTS.to_owned(),
-        });
-    }
-    Ok(())
-}
-
 fn read_name(body: &mut Body, required: bool) -> Option<String> {
     let name = body.string("name", 1, 100).value();
     if name.is_none() && required && !body.has("name") {
@@ -68,7 +57,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_limited(payload, BODY_LIMIT).await?;
-    require(&principal)?;
+    principal.tenant_admin()?;
     if !is_json(&req, false) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/json".into(),
@@ -147,7 +136,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal)?;
+    principal.tenant_admin()?;
     let mut errors = Vec::new();
     let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
     let after = match &query.cursor {
@@ -199,7 +188,7 @@ pub async fn patch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_limited(payload, BODY_LIMIT).await?;
-    require(&principal)?;
+    principal.tenant_admin()?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/merge-patch+json or application/json".into(),

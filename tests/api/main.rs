@@ -3,6 +3,7 @@
 mod helpers;
 
 mod docs;
+mod escalation;
 mod faults;
 mod hardening;
 mod health;
