@@ -10,6 +10,7 @@ mod janitor;
 mod keys;
 mod lifecycle;
 mod logs;
+mod oauth_powers;
 mod readme;
 mod settings;
 mod tenants;
