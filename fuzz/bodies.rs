@@ -271,7 +271,11 @@ fn verify_signed(request: &signed::SignedRequest, twice: bool) -> Vec<Result<Str
     for _ in 0..if twice { 2 } else { 1 } {
         let outcome = signed::verify(&mut conn, &fixture.master, request, now)
             .expect("the fixture database answers");
-        outcomes.push(outcome.map(|candidate| candidate.key.id));
+        outcomes.push(
+            outcome
+                .map(|candidate| candidate.key.id)
+                .map_err(|(error, _denial)| error),
+        );
     }
     conn.batch_execute("DELETE FROM used_nonces")
         .expect("nonces are cleared");

@@ -1,6 +1,8 @@
 //! Housekeeping, run by one replica at a time under a lease: purges nonces
-//! past their expiry, revoked token ids past the token's `exp`, signing keys
-//! no token can need any more, and audit events past retention.
+//! past their expiry, revoked token ids once the token's `exp` plus the
+//! verification leeway has passed (until then a verifier still accepts the
+//! token, so its denial must stay), signing keys no token can need any more,
+//! and audit events past retention.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -50,11 +52,22 @@ pub fn run_once(
     if !take_lease(conn, holder, now, lease)? {
         return Ok(None);
     }
+    Ok(Some(purge(conn, settings, now)?))
+}
+
+/// The purges of one round, as of `now`; the caller holds the lease.
+pub fn purge(
+    conn: &mut AnyConnection,
+    settings: &Settings,
+    now: NaiveDateTime,
+) -> QueryResult<Purged> {
     let nonces =
         diesel::delete(used_nonces::table.filter(used_nonces::expires_at.lt(now))).execute(conn)?;
-    let revoked_tokens =
-        diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
-            .execute(conn)?;
+    let still_verifiable = now - Duration::seconds(LEEWAY_S);
+    let revoked_tokens = diesel::delete(
+        revoked_tokens::table.filter(revoked_tokens::expires_at.lt(still_verifiable)),
+    )
+    .execute(conn)?;
     // A retired key is needed until every token it signed has expired and
     // every cached JWKS has been refetched; a revoked one only as a record.
     let published_for = Duration::seconds(
@@ -73,10 +86,10 @@ pub fn run_once(
     let audit_events =
         diesel::delete(audit_events::table.filter(audit_events::at.lt(now - retention)))
             .execute(conn)?;
-    Ok(Some(Purged {
+    Ok(Purged {
         nonces,
         revoked_tokens,
         signing_keys,
         audit_events,
-    }))
+    })
 }

@@ -237,6 +237,7 @@ pub fn set_settings(settings: &Settings, slug: &str, assignments: &[String]) -> 
         &mut conn,
         &tenant.id,
         &changes,
+        &settings.tokens.admin_audience,
         &Actor::cli(),
         &Origin::default(),
         |_| Ok(()),

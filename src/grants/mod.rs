@@ -5,12 +5,17 @@
 //! 1. parse the secret (format and checksum) — no database work for garbage;
 //! 2. one indexed query: key and tenant policy by the secret's hash;
 //! 3. the key is the named one, standard, active, within any grace period;
-//! 4. the tenant allows exchanges, from this address;
-//! 5. TTL, audience and scope rules; a requested audience is registered;
+//! 4. the tenant allows exchanges, from this address ([`admit`]);
+//! 5. TTL, audience and scope rules; the token's audience (unless it is the
+//!    admin audience) is registered to the tenant right now;
 //! 6. sign, count the use in memory.
 //!
 //! Failures in 1–3 answer identically whatever the cause: which answer
-//! depends on the grant ([`Flavor`]).
+//! depends on the grant ([`Flavor`]). Only the audit tells the causes apart
+//! ([`Reason`]): a known key refused is a denial of that key, in its
+//! tenant's log; a secret that matches no key is summarised per address.
+//! Client authentication elsewhere ([`authenticate_client`]) runs steps 1–4
+//! and audits the same way.
 
 pub mod client_credentials;
 pub mod form;
@@ -26,7 +31,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Origin};
-use crate::db::{self, AnyConnection};
+use crate::crypto::master::MasterKey;
+use crate::db::{self, AnyConnection, DbError};
 use crate::domain::cidr;
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
@@ -79,58 +85,271 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
 }
 
-/// Why an authenticated key may not exchange now.
-enum Refusal {
-    Disabled,
-    Address,
+/// Why a known key was refused. Only its tenant's audit sees the reason:
+/// the client gets the same answer whatever it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Revoked,
+    Expired,
+    Deleted,
+    /// The previous secret, after its rotation grace.
+    GracePeriodOver,
+    /// A standard key named in a signed request (advanced keys have no
+    /// bearer secret to present).
+    WrongSecurityLevel,
+    /// The secret is this key's, but the request named another key id.
+    ClientIdMismatch,
+    /// A signed request naming this key whose HMAC does not verify.
+    BadSignature,
+    NonceReused,
+    /// Authenticated, but not admitted: the tenant's API keys are off.
+    ApiKeysDisabled,
+    /// Authenticated, but not admitted from this address.
+    AddressNotAllowed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Deleted => "deleted",
+            Self::GracePeriodOver => "grace_period_over",
+            Self::WrongSecurityLevel => "wrong_security_level",
+            Self::ClientIdMismatch => "client_id_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::NonceReused => "nonce_reused",
+            Self::ApiKeysDisabled => "api_keys_disabled",
+            Self::AddressNotAllowed => "address_not_allowed",
+        }
+    }
+}
+
+/// A credential that did not get a key through.
+pub enum Denial {
+    /// It matches no key.
+    Unknown,
+    /// It names a known key that may not be used now.
+    Key(Box<Candidate>, Reason),
+}
+
+/// Names the key and the reason, nothing of the row (hashes, ciphertexts).
+impl std::fmt::Debug for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unknown => f.write_str("Unknown"),
+            Self::Key(candidate, reason) => f
+                .debug_tuple("Key")
+                .field(&candidate.key.id)
+                .field(reason)
+                .finish(),
+        }
+    }
+}
+
+/// How client authentication failed, as far as the answer goes.
+enum Failure {
+    /// Unknown, malformed or unusable credentials: one answer for all.
+    Unknown,
+    /// A signed request refused; the error says only what the client may know.
+    BadSignature(signed::SignedError),
+    /// Authenticated, but not admitted (tenant switch, address).
+    Refused(Reason),
 }
 
 enum Outcome {
-    Unknown,
-    BadSignature(signed::SignedError),
-    Refused(Refusal),
+    Failed(Failure),
     Issued(Box<Candidate>, issue::Decision),
     Rejected(OAuthError),
 }
 
-/// Finds the active standard key a secret belongs to, or nothing, whatever
-/// the reason. `expected_id`, when given, must be the key's id.
+/// Finds the active standard key a secret belongs to, or says why not.
+/// `expected_id`, when given, must be the key's id.
 pub fn authenticate(
     conn: &mut AnyConnection,
     secret: &ApiKeySecret,
     expected_id: Option<&str>,
     now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<Option<Candidate>> {
+) -> diesel::QueryResult<Result<Candidate, Denial>> {
     let Some(candidate) = store::find_by_secret_hash(conn, &secret.hash())? else {
-        return Ok(None);
+        return Ok(Err(Denial::Unknown));
     };
-    let key = &candidate.key;
-    let usable = expected_id.is_none_or(|id| id == key.id)
-        && key.security_level == SecurityLevel::Standard.as_str()
-        && key.status(now) == Status::Active
-        && (!candidate.via_previous || key.previous_expires_at.is_some_and(|end| end > now));
-    Ok(usable.then_some(candidate))
+    Ok(match unusable(&candidate, expected_id, now) {
+        None => Ok(candidate),
+        Some(reason) => Err(Denial::Key(Box::new(candidate), reason)),
+    })
 }
 
-fn admit(candidate: &Candidate, ip: Option<IpAddr>) -> Result<(), Refusal> {
+/// Why a key found by its secret may not be used now, if it may not.
+fn unusable(
+    candidate: &Candidate,
+    expected_id: Option<&str>,
+    now: chrono::NaiveDateTime,
+) -> Option<Reason> {
+    let key = &candidate.key;
+    if key.deleted_at.is_some() {
+        return Some(Reason::Deleted);
+    }
+    match key.status(now) {
+        Status::Revoked => return Some(Reason::Revoked),
+        Status::Expired => return Some(Reason::Expired),
+        Status::Active => {}
+    }
+    if candidate.via_previous && key.previous_expires_at.is_none_or(|end| end <= now) {
+        return Some(Reason::GracePeriodOver);
+    }
+    if key.security_level != SecurityLevel::Standard.as_str() {
+        return Some(Reason::WrongSecurityLevel);
+    }
+    if expected_id.is_some_and(|id| id != key.id) {
+        return Some(Reason::ClientIdMismatch);
+    }
+    None
+}
+
+/// Whether an authenticated key may be used from `ip` now: the tenant's
+/// switch, `require_ip_allowlist`, the tenant's ranges and the key's list.
+/// Every route that authenticates a client applies it.
+fn admit(candidate: &Candidate, ip: Option<IpAddr>) -> Result<(), Reason> {
     let tenant = &candidate.tenant;
     if !tenant.api_keys_enabled {
-        return Err(Refusal::Disabled);
+        return Err(Reason::ApiKeysDisabled);
     }
     let key_list: Option<Vec<IpNet>> = candidate.key.ip_allowlist.as_deref().map(cidr::parse_list);
     if tenant.require_ip_allowlist && key_list.as_ref().is_none_or(Vec::is_empty) {
-        return Err(Refusal::Address);
+        return Err(Reason::AddressNotAllowed);
     }
     let tenant_ranges = cidr::parse_list(&tenant.allowed_ip_ranges);
     if !tenant_ranges.is_empty() && !cidr::admits(&tenant_ranges, ip) {
-        return Err(Refusal::Address);
+        return Err(Reason::AddressNotAllowed);
     }
     if let Some(list) = key_list
         && !cidr::admits(&list, ip)
     {
-        return Err(Refusal::Address);
+        return Err(Reason::AddressNotAllowed);
     }
     Ok(())
+}
+
+/// `token.denied` for a refused credential: a known key's denial goes to
+/// its tenant with the reason; a secret that matches no key is summarised
+/// per address. Either way the first per minute is written and later ones
+/// only count.
+fn record_denial(
+    conn: &mut AnyConnection,
+    denial: &Denial,
+    client_ip: Option<IpAddr>,
+    origin: &Origin,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    match denial {
+        Denial::Unknown => {
+            let bucket = address_bucket(client_ip);
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: None,
+                    action: "token.denied",
+                    actor: &Actor::anonymous(),
+                    origin,
+                    target_type: "address",
+                    target_id: &bucket,
+                    success: false,
+                    details: serde_json::json!({ "reason": "unknown_key" }),
+                },
+                &format!("unknown:{bucket}"),
+                now,
+            )
+        }
+        Denial::Key(candidate, reason) => {
+            let key = &candidate.key;
+            let reason = reason.as_str();
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: Some(&key.tenant_id),
+                    action: "token.denied",
+                    actor: &Actor::key(
+                        &key.id,
+                        key.owner.as_deref().unwrap_or_default(),
+                        &candidate.tenant.slug,
+                    ),
+                    origin,
+                    target_type: "key",
+                    target_id: &key.id,
+                    success: false,
+                    details: serde_json::json!({ "reason": reason }),
+                },
+                &format!("{}:{reason}", key.id),
+                now,
+            )
+        }
+    }
+}
+
+/// Steps 2–4, blocking: the key the proof names, usable and admitted, or
+/// the failure, audited.
+fn identify(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    proof: &Proof,
+    client_ip: Option<IpAddr>,
+    origin: &Origin,
+    now: chrono::NaiveDateTime,
+) -> Result<Result<Candidate, Failure>, DbError> {
+    let found = match proof {
+        Proof::Secret(secret, expected_id) => {
+            authenticate(conn, secret, expected_id.as_deref(), now)?
+                .map_err(|denial| (Failure::Unknown, denial))
+        }
+        Proof::Signed(request) => signed::verify(conn, master, request, now)?
+            .map_err(|(error, denial)| (Failure::BadSignature(error), denial)),
+    };
+    let candidate = match found {
+        Ok(candidate) => candidate,
+        Err((failure, denial)) => {
+            record_denial(conn, &denial, client_ip, origin, now)?;
+            return Ok(Err(failure));
+        }
+    };
+    if let Err(reason) = admit(&candidate, client_ip) {
+        record_denial(
+            conn,
+            &Denial::Key(Box::new(candidate), reason),
+            client_ip,
+            origin,
+            now,
+        )?;
+        return Ok(Err(Failure::Refused(reason)));
+    }
+    Ok(Ok(candidate))
+}
+
+impl Flavor {
+    /// The answer to a failed client authentication or admission.
+    fn answer(&self, failure: Failure, scheme: AuthScheme) -> OAuthError {
+        match failure {
+            Failure::Unknown => match self {
+                Flavor::Client => OAuthError::invalid_client(scheme),
+                Flavor::TokenExchange { .. } => {
+                    OAuthError::invalid_request("subject_token is invalid")
+                }
+            },
+            Failure::BadSignature(err) => OAuthError::bad_signature(err),
+            Failure::Refused(reason) => {
+                let description = match reason {
+                    Reason::ApiKeysDisabled => "API keys are disabled for this tenant",
+                    _ => "this key may not be used from this address",
+                };
+                match self {
+                    Flavor::Client => {
+                        OAuthError::new(OAuthErrorCode::UnauthorizedClient, description)
+                    }
+                    Flavor::TokenExchange { .. } => OAuthError::invalid_request(description),
+                }
+            }
+        }
+    }
 }
 
 /// The shared checklist, counted in the metrics by grant and refusal reason.
@@ -169,12 +388,11 @@ async fn checklist(
         Credential::Secret(p) => p.scheme,
         Credential::Signed(_) => AuthScheme::Hmac,
     };
-    let unknown = |flavor: &Flavor| {
-        state.limiter.record_failure(client_ip);
-        match flavor {
-            Flavor::Client => OAuthError::invalid_client(scheme),
-            Flavor::TokenExchange { .. } => OAuthError::invalid_request("subject_token is invalid"),
+    let fail = |failure: Failure| {
+        if !matches!(failure, Failure::Refused(_)) {
+            state.limiter.record_failure(client_ip);
         }
+        flavor.answer(failure, scheme)
     };
     state
         .limiter
@@ -182,20 +400,9 @@ async fn checklist(
         .map_err(OAuthError::rate_limited)?;
     let now = Utc::now();
     let now_naive = now.naive_utc();
-    let proof = match credential {
-        Credential::Secret(presented) => {
-            let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
-                return Err(unknown(&flavor));
-            };
-            Proof::Secret(secret, presented.key_id)
-        }
-        Credential::Signed(request) => {
-            if let Err(err) = request.check_timestamp(now.timestamp_millis()) {
-                state.limiter.record_failure(client_ip);
-                return Err(OAuthError::bad_signature(err));
-            }
-            Proof::Signed(request)
-        }
+    let proof = match Proof::check(credential, now.timestamp_millis()) {
+        Ok(proof) => proof,
+        Err(failure) => return Err(fail(failure)),
     };
     let admin_audience = state.settings.tokens.admin_audience.clone();
     let master = state.master.clone();
@@ -204,66 +411,18 @@ async fn checklist(
         request_id,
     };
     let outcome = db::run(&state.pool, move |conn| {
-        let found = match &proof {
-            Proof::Secret(secret, expected_id) => {
-                authenticate(conn, secret, expected_id.as_deref(), now_naive)?
-            }
-            Proof::Signed(request) => match signed::verify(conn, &master, request, now_naive)? {
-                Ok(candidate) => Some(candidate),
-                Err(err) => return Ok(Outcome::BadSignature(err)),
-            },
+        let candidate = match identify(conn, &master, &proof, client_ip, &origin, now_naive)? {
+            Ok(candidate) => candidate,
+            Err(failure) => return Ok::<_, OAuthError>(Outcome::Failed(failure)),
         };
-        let Some(candidate) = found else {
-            let bucket = address_bucket(client_ip);
-            audit::denied(
-                conn,
-                audit::Record {
-                    tenant_id: None,
-                    action: "token.denied",
-                    actor: &Actor::anonymous(),
-                    origin: &origin,
-                    target_type: "address",
-                    target_id: &bucket,
-                    success: false,
-                    details: serde_json::json!({ "reason": "unknown_key" }),
-                },
-                &format!("unknown:{bucket}"),
-                now_naive,
-            )?;
-            return Ok::<_, OAuthError>(Outcome::Unknown);
-        };
-        if let Err(refusal) = admit(&candidate, client_ip) {
-            let reason = match refusal {
-                Refusal::Disabled => "api_keys_disabled",
-                Refusal::Address => "address_not_allowed",
-            };
-            let key = &candidate.key;
-            audit::denied(
-                conn,
-                audit::Record {
-                    tenant_id: Some(&key.tenant_id),
-                    action: "token.denied",
-                    actor: &Actor::key(
-                        &key.id,
-                        key.owner.as_deref().unwrap_or_default(),
-                        &candidate.tenant.slug,
-                    ),
-                    origin: &origin,
-                    target_type: "key",
-                    target_id: &key.id,
-                    success: false,
-                    details: serde_json::json!({ "reason": reason }),
-                },
-                &format!("{}:{reason}", key.id),
-                now_naive,
-            )?;
-            return Ok(Outcome::Refused(refusal));
-        }
         let decision = match issue::decide(&candidate, &requested, &admin_audience, now_naive) {
             Ok(decision) => decision,
             Err(err) => return Ok(Outcome::Rejected(err)),
         };
-        if decision.check_registered
+        // Registration is re-checked at every issue, for a key's default
+        // audience too: the tenant may have given it up since the key was
+        // made.
+        if decision.audience != admin_audience
             && !tenants::has_audience(conn, &candidate.tenant.id, &decision.audience)?
         {
             return Ok(Outcome::Rejected(OAuthError::new(
@@ -276,21 +435,7 @@ async fn checklist(
     .await?;
 
     let (candidate, decision) = match outcome {
-        Outcome::Unknown => return Err(unknown(&flavor)),
-        Outcome::BadSignature(err) => {
-            state.limiter.record_failure(client_ip);
-            return Err(OAuthError::bad_signature(err));
-        }
-        Outcome::Refused(refusal) => {
-            let description = match refusal {
-                Refusal::Disabled => "API keys are disabled for this tenant",
-                Refusal::Address => "this key may not be used from this address",
-            };
-            return Err(match flavor {
-                Flavor::Client => OAuthError::new(OAuthErrorCode::UnauthorizedClient, description),
-                Flavor::TokenExchange { .. } => OAuthError::invalid_request(description),
-            });
-        }
+        Outcome::Failed(failure) => return Err(fail(failure)),
         Outcome::Rejected(err) => return Err(err),
         Outcome::Issued(candidate, decision) => (candidate, decision),
     };
@@ -348,6 +493,23 @@ enum Proof {
     Signed(signed::SignedRequest),
 }
 
+impl Proof {
+    /// Step 1, before any database work: a secret's format and checksum, a
+    /// signed request's timestamp.
+    fn check(credential: Credential, now_ms: i64) -> Result<Self, Failure> {
+        match credential {
+            Credential::Secret(presented) => match ApiKeySecret::parse(&presented.secret) {
+                Ok(secret) => Ok(Proof::Secret(secret, presented.key_id)),
+                Err(_) => Err(Failure::Unknown),
+            },
+            Credential::Signed(request) => match request.check_timestamp(now_ms) {
+                Ok(()) => Ok(Proof::Signed(request)),
+                Err(err) => Err(Failure::BadSignature(err)),
+            },
+        }
+    }
+}
+
 /// Unknown-key denials are summarised per address: an IPv4 address, or the
 /// /64 an IPv6 address belongs to.
 pub fn address_bucket(ip: Option<IpAddr>) -> String {
@@ -368,56 +530,50 @@ pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
 }
 
 /// Client authentication outside an exchange (token exchange's optional
-/// client, introspection, revocation): a usable key of an enabled tenant,
-/// behind the same failed-authentication guard.
+/// client, introspection, revocation): the same checks as the exchange —
+/// a usable key, admitted by [`admit`] — behind the same
+/// failed-authentication guard, audited alike. `flavor` says how a refusal
+/// answers.
 pub async fn authenticate_client(
     state: &AppState,
     credential: Credential,
+    flavor: &Flavor,
     client_ip: Option<IpAddr>,
+    request_id: Option<String>,
 ) -> Result<Candidate, OAuthError> {
     state
         .limiter
         .check_address(client_ip)
         .map_err(OAuthError::rate_limited)?;
-    let refuse = |err: OAuthError| {
-        state.limiter.record_failure(client_ip);
-        err
+    let scheme = match &credential {
+        Credential::Secret(p) => p.scheme,
+        Credential::Signed(_) => AuthScheme::Hmac,
+    };
+    let fail = |failure: Failure| {
+        if !matches!(failure, Failure::Refused(_)) {
+            state.limiter.record_failure(client_ip);
+        }
+        // A client that failed to authenticate is `invalid_client` whatever
+        // the grant; only a refusal after it follows the grant's answers.
+        match failure {
+            Failure::Refused(_) => flavor.answer(failure, scheme),
+            other => Flavor::Client.answer(other, scheme),
+        }
     };
     let now = Utc::now();
-    let proof = match credential {
-        Credential::Secret(presented) => {
-            let Ok(secret) = ApiKeySecret::parse(&presented.secret) else {
-                return Err(refuse(OAuthError::invalid_client(presented.scheme)));
-            };
-            Proof::Secret(secret, presented.key_id)
-        }
-        Credential::Signed(request) => {
-            if let Err(err) = request.check_timestamp(now.timestamp_millis()) {
-                return Err(refuse(OAuthError::bad_signature(err)));
-            }
-            Proof::Signed(request)
-        }
-    };
-    let scheme = match &proof {
-        Proof::Secret(..) => AuthScheme::Basic,
-        Proof::Signed(_) => AuthScheme::Hmac,
+    let proof = match Proof::check(credential, now.timestamp_millis()) {
+        Ok(proof) => proof,
+        Err(failure) => return Err(fail(failure)),
     };
     let master = state.master.clone();
+    let origin = Origin {
+        ip: client_ip.map(|ip| ip.to_string()),
+        request_id,
+    };
     let found = db::run(&state.pool, move |conn| {
-        let found = match &proof {
-            Proof::Secret(secret, expected) => {
-                authenticate(conn, secret, expected.as_deref(), now.naive_utc())?.ok_or(None)
-            }
-            Proof::Signed(request) => {
-                signed::verify(conn, &master, request, now.naive_utc())?.map_err(Some)
-            }
-        };
-        Ok::<_, OAuthError>(found)
+        identify(conn, &master, &proof, client_ip, &origin, now.naive_utc())
     })
-    .await?;
-    match found {
-        Ok(candidate) if candidate.tenant.api_keys_enabled => Ok(candidate),
-        Ok(_) | Err(None) => Err(refuse(OAuthError::invalid_client(scheme))),
-        Err(Some(err)) => Err(refuse(OAuthError::bad_signature(err))),
-    }
+    .await
+    .map_err(OAuthError::from)?;
+    found.map_err(fail)
 }

@@ -262,7 +262,11 @@ pub fn revoke_cascade(
         .set((
             api_keys::revoked_at.eq(now),
             api_keys::revoked_reason.eq(reason),
+            // Revoking kills the previous secret with the current one: no
+            // trace of it (hash or ciphertext) outlives the key's use. The
+            // current hash stays, so a later use is seen as this key's.
             api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
+            api_keys::previous_secret_enc.eq(None::<Vec<u8>>),
             api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
             api_keys::updated_at.eq(now),
         ))
@@ -353,6 +357,9 @@ pub fn tombstone(
         api_keys::deleted_at.eq(now),
         api_keys::secret_hash.eq(None::<Vec<u8>>),
         api_keys::secret_enc.eq(None::<Vec<u8>>),
+        api_keys::previous_secret_hash.eq(None::<Vec<u8>>),
+        api_keys::previous_secret_enc.eq(None::<Vec<u8>>),
+        api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
         api_keys::updated_at.eq(now),
     ))
     .execute(conn)?;

@@ -14,8 +14,8 @@ use crate::db::{self, AnyConnection};
 use crate::domain::scope;
 use crate::error::{AuthScheme, OAuthError};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
-use crate::grants::{self, Credential, Presented, client_credentials, split_authorization};
-use crate::keys::secret::ApiKeySecret;
+use crate::grants::{self, Credential, Flavor, Presented, client_credentials, split_authorization};
+use crate::keys::secret::{ApiKeySecret, SecretHash};
 use crate::keys::{Status, store};
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
@@ -27,6 +27,8 @@ struct Caller {
     key: ApiKey,
     tenant: Tenant,
     scopes: Vec<String>,
+    /// It authenticated with its previous secret, in the rotation grace.
+    via_previous: bool,
 }
 
 /// The form, and the signed-request credential if the request is signed
@@ -53,16 +55,20 @@ fn origin(req: &HttpRequest, state: &AppState) -> Origin {
     }
 }
 
-/// A client authenticating with its key id and secret.
+/// A client authenticating with its key id and secret, or a signed
+/// request: admitted by the same checks as at the token endpoint.
 async fn authenticate_key(
     state: &AppState,
     req: &HttpRequest,
     credential: Credential,
 ) -> Result<Caller, OAuthError> {
     let ip = client_ip(req, &state.settings.server.trusted_proxies);
-    let found = grants::authenticate_client(state, credential, ip).await?;
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let found =
+        grants::authenticate_client(state, credential, &Flavor::Client, ip, request_id).await?;
     Ok(Caller {
         scopes: found.key.scope_list(),
+        via_previous: found.via_previous,
         key: found.key,
         tenant: found.tenant,
     })
@@ -209,7 +215,9 @@ pub async fn revoke(
     let now = Utc::now();
 
     // A bare API-key secret in `token`, with no other credentials, names and
-    // authenticates its own key.
+    // authenticates its own key. Only the current secret revokes the key: a
+    // rotated-out secret still in its grace may get tokens, not end the key
+    // its successor now holds.
     let sent_credentials =
         req.headers().contains_key("authorization") || form.contains("client_secret");
     if !sent_credentials && let Ok(secret) = ApiKeySecret::parse(&token) {
@@ -218,7 +226,9 @@ pub async fn revoke(
             secret: zeroize::Zeroizing::new(secret.expose().to_owned()),
             scheme: AuthScheme::Basic,
         };
-        if let Ok(caller) = authenticate_key(&state, &req, Credential::Secret(presented)).await {
+        if let Ok(caller) = authenticate_key(&state, &req, Credential::Secret(presented)).await
+            && !caller.via_previous
+        {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
         }
         return Ok(HttpResponse::Ok().finish());
@@ -230,7 +240,13 @@ pub async fn revoke(
     };
     let caller = authenticate_key(&state, &req, credential).await?;
     if let Ok(secret) = ApiKeySecret::parse(&token) {
-        if secret.hash().as_bytes() == caller.key.secret_hash.as_deref().unwrap_or_default() {
+        let is_current = caller
+            .key
+            .secret_hash
+            .as_deref()
+            .and_then(SecretHash::from_slice)
+            .is_some_and(|current| current.ct_eq(&secret.hash()));
+        if is_current {
             revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
         }
         return Ok(HttpResponse::Ok().finish());

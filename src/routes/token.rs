@@ -93,10 +93,16 @@ pub async fn oauth_token(
             let mut exchange = token_exchange::parse(&req, &mut form)?;
             let client_key_id = match exchange.client.take() {
                 Some(client) => Some(
-                    grants::authenticate_client(&state, Credential::Secret(client), ip)
-                        .await?
-                        .key
-                        .id,
+                    grants::authenticate_client(
+                        &state,
+                        Credential::Secret(client),
+                        &exchange.flavor(None),
+                        ip,
+                        request_id(&req),
+                    )
+                    .await?
+                    .key
+                    .id,
                 ),
                 None => None,
             };

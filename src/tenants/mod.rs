@@ -14,7 +14,7 @@ use crate::db::schema::{tenant_audiences, tenants};
 pub const SYSTEM_TENANT: &str = "default";
 
 pub fn default_audience(slug: &str) -> String {
-    format!("urn:keymint:tenant:{slug}")
+    crate::domain::audience::tenant_audience(slug)
 }
 
 /// Inserts a tenant with default policy and registers its default audience.

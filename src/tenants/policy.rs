@@ -280,12 +280,91 @@ fn locks_out(
     None
 }
 
+/// One live key's `audiences`, parsed.
+enum HeldAudiences {
+    List(Vec<String>),
+    /// Not a JSON list of strings: assumed to hold every audience, so a
+    /// damaged row can only refuse a removal, never let one through.
+    Unreadable,
+}
+
+impl HeldAudiences {
+    fn holds(&self, audience: &str) -> bool {
+        match self {
+            Self::List(list) => list.iter().any(|a| a == audience),
+            Self::Unreadable => true,
+        }
+    }
+}
+
+/// The audience lists of the tenant's keys that are neither revoked nor
+/// deleted. Parsed here rather than matched in SQL: a text pattern over JSON
+/// is wrong for audiences holding `"` or `\`, and JSON functions differ
+/// between the backends.
+fn live_key_audiences(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> QueryResult<Vec<HeldAudiences>> {
+    let texts: Vec<String> = api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::audiences)
+        .load(conn)?;
+    Ok(texts
+        .iter()
+        .map(|text| match serde_json::from_str::<Vec<String>>(text) {
+            Ok(list) => HeldAudiences::List(list),
+            Err(_) => HeldAudiences::Unreadable,
+        })
+        .collect())
+}
+
+/// 422 naming each field that would register an audience keymint keeps
+/// for itself (see [`audience::reserved_for`]).
+fn refuse_reserved(changes: &Changes, admin_audience: &str, slug: &str) -> Result<(), ApiError> {
+    let reserved = |value: &str| audience::reserved_for(value, admin_audience, slug);
+    let mut errors = Vec::new();
+    let mut named = Vec::new();
+    for value in changes.audiences.iter().flatten() {
+        if reserved(value) {
+            named.push(ascii_quote(value));
+            errors.push(FieldError::new(
+                "audiences",
+                format!("`{}` is reserved", ascii_quote(value)),
+            ));
+        }
+    }
+    if let Some(value) = &changes.default_audience
+        && reserved(value)
+    {
+        named.push(ascii_quote(value));
+        errors.push(FieldError::new(
+            "default_audience",
+            format!("`{}` is reserved", ascii_quote(value)),
+        ));
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Unprocessable {
+        detail: format!(
+            "the admin audience and urn:keymint: names other than urn:keymint:tenant:{slug} are reserved: {}",
+            named.join(", ")
+        ),
+        errors,
+    })
+}
+
 /// Applies a patch in one transaction: the tenant row, its audiences and
-/// the audit event, or nothing.
+/// the audit event, or nothing. `admin_audience` is `tokens.admin_audience`,
+/// which no tenant may register.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     conn: &mut AnyConnection,
     tenant_id: &str,
     changes: &Changes,
+    admin_audience: &str,
     actor: &Actor,
     origin: &Origin,
     guard: impl FnOnce(&Tenant) -> Result<(), ApiError>,
@@ -295,6 +374,7 @@ pub fn apply(
         super::lock(conn, tenant_id)?;
         let current = super::find_by_id(conn, tenant_id)?.ok_or(ApiError::NotFound)?;
         let new = changes.apply(&current, now)?;
+        refuse_reserved(changes, admin_audience, &current.slug)?;
         guard(&new)?;
         let mut wanted: BTreeSet<String> = match &changes.audiences {
             Some(list) => list.iter().cloned().collect(),
@@ -303,18 +383,20 @@ pub fn apply(
         // The default audience is always registered.
         wanted.insert(new.default_audience.clone());
         let existing: BTreeSet<String> = audiences_of(conn, tenant_id)?.into_iter().collect();
-        for gone in existing.difference(&wanted) {
-            let pattern = format!("%{}%", serde_json::to_string(gone).unwrap_or_default());
-            let in_use: i64 = api_keys::table
-                .filter(api_keys::tenant_id.eq(tenant_id))
-                .filter(api_keys::deleted_at.is_null())
-                .filter(api_keys::revoked_at.is_null())
-                .filter(api_keys::audiences.like(pattern))
-                .count()
-                .get_result(conn)?;
+        let gone: Vec<&String> = existing.difference(&wanted).collect();
+        let held = if gone.is_empty() {
+            Vec::new()
+        } else {
+            live_key_audiences(conn, tenant_id)?
+        };
+        for gone in gone {
+            let in_use = held.iter().filter(|list| list.holds(gone)).count();
             if in_use > 0 {
                 return Err(ApiError::Unprocessable {
-                    detail: format!("audience `{gone}` is held by {in_use} live key(s)"),
+                    detail: format!(
+                        "audience `{}` is held by {in_use} live key(s)",
+                        ascii_quote(gone)
+                    ),
                     errors: vec![FieldError::new(
                         "audiences",
                         "an audience in use cannot be removed",
@@ -381,6 +463,7 @@ pub async fn patch(
         .and_then(|ip| ip.parse().ok());
     let actor = principal.actor();
     let origin = principal.origin.clone();
+    let admin_audience = state.settings.tokens.admin_audience.clone();
     let now = Utc::now().naive_utc();
     db::run(&state.pool, move |conn| {
         let guard = |new: &Tenant| {
@@ -398,7 +481,16 @@ pub async fn patch(
             }
             Ok(())
         };
-        let (tenant, audiences) = apply(conn, &tenant_id, &changes, &actor, &origin, guard, now)?;
+        let (tenant, audiences) = apply(
+            conn,
+            &tenant_id,
+            &changes,
+            &admin_audience,
+            &actor,
+            &origin,
+            guard,
+            now,
+        )?;
         Ok(to_view(&tenant, audiences))
     })
     .await

@@ -47,9 +47,6 @@ pub struct Decision {
     pub ttl_s: i64,
     pub audience: String,
     pub scopes: BTreeSet<String>,
-    /// The audience was requested and must be checked against the tenant's
-    /// registered audiences (a database look-up).
-    pub check_registered: bool,
 }
 
 /// Makes `s` safe to quote in an `error_description`: printable ASCII, short.
@@ -125,7 +122,9 @@ pub fn decide(
         (Some(a), None) | (None, Some(a)) => Some(a.as_str()),
         (None, None) => None,
     };
-    let (audience, check_registered) = match wanted {
+    // Whether the audience is registered to the tenant is the caller's
+    // check (a database look-up), for every audience but the admin one.
+    let audience = match wanted {
         Some(aud) => {
             if !crate::domain::audience::is_valid(aud) {
                 return Err(invalid_target(
@@ -136,20 +135,17 @@ pub fn decide(
                 if !holds_reserved {
                     return Err(invalid_target("this key may not address the admin API"));
                 }
-                (aud.to_owned(), false)
-            } else {
-                if !key_audiences.is_empty() && !key_audiences.iter().any(|a| a == aud) {
-                    return Err(invalid_target("the audience is not allowed for this key"));
-                }
-                (aud.to_owned(), true)
+            } else if !key_audiences.is_empty() && !key_audiences.iter().any(|a| a == aud) {
+                return Err(invalid_target("the audience is not allowed for this key"));
             }
+            aud.to_owned()
         }
         None => match key_audiences.first() {
-            Some(first) => (first.clone(), false),
+            Some(first) => first.clone(),
             None if holds_reserved && key_scopes.iter().all(|s| scope::is_reserved(s)) => {
-                (admin_audience.to_owned(), false)
+                admin_audience.to_owned()
             }
-            None => (tenant.default_audience.clone(), false),
+            None => tenant.default_audience.clone(),
         },
     };
     let for_admin = audience == admin_audience;
@@ -183,7 +179,6 @@ pub fn decide(
         ttl_s,
         audience,
         scopes,
-        check_registered,
     })
 }
 

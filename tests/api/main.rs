@@ -11,6 +11,7 @@ mod janitor;
 mod keys;
 mod lifecycle;
 mod logs;
+mod oauth_powers;
 mod readme;
 mod settings;
 mod tenants;
