@@ -414,6 +414,14 @@ pub struct SigningKeyAdmin(());
 #[derive(Debug, Clone, Copy)]
 pub struct TenantAdmin(());
 
+/// Whether a client authenticating with `key` (Basic or a signed request)
+/// may introspect: its key holds `tokens:introspect`.
+pub fn key_may_introspect(key: &ApiKey) -> bool {
+    key.scope_list()
+        .iter()
+        .any(|s| s == scope::TOKENS_INTROSPECT)
+}
+
 /// Whether a principal of `home` holding `scopes` may act in another tenant
 /// through `X-Tenant`.
 pub fn may_switch_tenant(home: &Tenant, scopes: &BTreeSet<String>) -> bool {

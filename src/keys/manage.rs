@@ -342,6 +342,17 @@ pub async fn create(
                     "this tenant requires every key to have an IP allow-list",
                 ));
             }
+            if let Some(reserved) = new.audiences.iter().find(|a| {
+                audience::reserved_for(a, &settings.admin_audience, &tenant.slug)
+            }) {
+                return Err(policy(
+                    "audiences",
+                    format!(
+                        "`{}` is reserved: the admin audience and urn:keymint: names are keymint's",
+                        ascii_quote(reserved)
+                    ),
+                ));
+            }
             for audience in &new.audiences {
                 if !tenants::has_audience(conn, &tenant.id, audience)? {
                     return Err(ApiError::invalid_fields(vec![FieldError::new(

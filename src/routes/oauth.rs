@@ -6,12 +6,11 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{self, Actor, Origin};
-use crate::auth::{self, Principal};
+use crate::auth::{self, Principal, powers};
 use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::revoked_tokens;
 use crate::db::{self, AnyConnection};
-use crate::domain::scope;
 use crate::error::{AuthScheme, OAuthError};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Credential, Flavor, Presented, client_credentials, split_authorization};
@@ -26,7 +25,6 @@ use crate::tokens::verify;
 struct Caller {
     key: ApiKey,
     tenant: Tenant,
-    scopes: Vec<String>,
     /// It authenticated with its previous secret, in the rotation grace.
     via_previous: bool,
 }
@@ -67,7 +65,6 @@ async fn authenticate_key(
     let found =
         grants::authenticate_client(state, credential, &Flavor::Client, ip, request_id).await?;
     Ok(Caller {
-        scopes: found.key.scope_list(),
         via_previous: found.via_previous,
         key: found.key,
         tenant: found.tenant,
@@ -136,23 +133,23 @@ pub async fn introspect(
         .and_then(|v| v.to_str().ok())
         .and_then(split_authorization)
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-    let (tenant, scopes) = if let Some(signed) = signed {
+    let (tenant, may_introspect) = if let Some(signed) = signed {
         let caller = authenticate_key(&state, &req, signed).await?;
-        (caller.tenant, caller.scopes)
+        let may = powers::key_may_introspect(&caller.key);
+        (caller.tenant, may)
     } else if bearer {
         let principal: Principal = auth::authenticate(req.clone())
             .await
             .map_err(|_| OAuthError::invalid_client(AuthScheme::Basic))?;
-        (
-            principal.home,
-            principal.scopes.into_iter().collect::<Vec<_>>(),
-        )
+        let may = principal.may_introspect();
+        (principal.home, may)
     } else {
         let presented = client_credentials::credentials(&req, &mut form)?;
         let caller = authenticate_key(&state, &req, Credential::Secret(presented)).await?;
-        (caller.tenant, caller.scopes)
+        let may = powers::key_may_introspect(&caller.key);
+        (caller.tenant, may)
     };
-    if !scopes.iter().any(|s| s == scope::TOKENS_INTROSPECT) {
+    if !may_introspect {
         return Err(OAuthError::new(
             crate::error::OAuthErrorCode::UnauthorizedClient,
             "introspection needs the tokens:introspect scope",
