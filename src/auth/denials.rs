@@ -40,7 +40,7 @@ pub async fn record(
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(response);
     };
-    let ip = client_ip(request, &state.settings.server.trusted_proxies);
+    let ip = client_ip(request, &state.settings.server);
     let method = request.method().to_string();
     let tenant = request
         .extensions()

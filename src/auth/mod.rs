@@ -121,7 +121,7 @@ pub async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let ip = client_ip(&req, &state.settings.server);
     state
         .limiter
         .check_address(ip)
@@ -211,7 +211,7 @@ async fn verify_principal(req: &HttpRequest, state: &AppState) -> Result<Princip
     req.extensions_mut()
         .insert(denials::AuthenticatedTenant(tenant.id.clone()));
     let origin = Origin {
-        ip: client_ip(req, &state.settings.server.trusted_proxies).map(|ip| ip.to_string()),
+        ip: client_ip(req, &state.settings.server).map(|ip| ip.to_string()),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     };
     Ok(Principal {
