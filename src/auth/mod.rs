@@ -127,7 +127,9 @@ pub async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
         .check_address(ip)
         .map_err(|retry_after_s| ApiError::TooManyRequests { retry_after_s })?;
     let result = verify_principal(&req, &state).await;
-    if let Err(ApiError::Unauthorized { error: Some(_), .. }) = &result {
+    // Every refused credential counts, a missing or non-Bearer
+    // Authorization included: probing without one must not be free.
+    if let Err(ApiError::Unauthorized { .. }) = &result {
         state.limiter.record_failure(ip);
     }
     result

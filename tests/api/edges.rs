@@ -1,13 +1,24 @@
 //! Edges a security review (issue 13) found open: the client address behind
-//! proxies.
+//! proxies, and refused admin requests (counted by the limiter, summarised in
+//! memory).
 
-use serde_json::json;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use keymint::db::models::AuditEvent;
+use keymint::db::schema::audit_events;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
-use crate::keys::{admin_token, create_key};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::keys::{admin_token, call, create_key};
 
-backend_tests!(only_the_configured_forwarding_header_names_the_client,);
+backend_tests!(
+    only_the_configured_forwarding_header_names_the_client,
+    admin_requests_without_credentials_count_as_failed_authentications,
+    refused_admin_requests_are_summarised_without_a_write_each,
+);
 
 /// Exchanges `secret` at `/api/v1/token` with the given forwarding headers.
 async fn exchange_via_proxy(app: &TestApp, secret: &str, headers: &[(&str, &str)]) -> u16 {
@@ -70,5 +81,123 @@ async fn only_the_configured_forwarding_header_names_the_client(backend: Backend
             400,
             "{header}: the other header alone leaves the peer as the client"
         );
+    }
+}
+
+async fn admin_requests_without_credentials_count_as_failed_authentications(backend: Backend) {
+    let app = spawn_app_with(backend, "[limits]\nfailed_auth_per_minute = 5\n").await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let mut request = app.client.get(app.url("/api/v1/keys"));
+        // No Authorization at all, or one that is not Bearer: both refused.
+        match i % 3 {
+            0 => {}
+            1 => request = request.header("Authorization", "Basic a2V5OnNlY3JldA=="),
+            _ => request = request.header("Authorization", "ApiKey km_guess"),
+        }
+        statuses.push(request.send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The address is refused before its credentials are even read.
+    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+/// Holds the database's write lock (SQLite) or a lock that stops writes
+/// to the audit table (PostgreSQL) until dropped.
+struct AuditWritesBlocked(keymint::db::AnyConnection);
+
+impl AuditWritesBlocked {
+    fn hold(app: &TestApp) -> Self {
+        let mut conn = app.db.connect();
+        let sql = if conn.is_sqlite() {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN; LOCK TABLE audit_events IN EXCLUSIVE MODE"
+        };
+        conn.batch_execute(sql).expect("take the lock");
+        Self(conn)
+    }
+}
+
+impl Drop for AuditWritesBlocked {
+    fn drop(&mut self) {
+        let _ = self.0.batch_execute("ROLLBACK");
+    }
+}
+
+fn admin_denied_rows(app: &TestApp) -> Vec<AuditEvent> {
+    audit_events::table
+        .filter(audit_events::action.eq("admin.denied"))
+        .select(AuditEvent::as_select())
+        .load(&mut app.db.connect())
+        .expect("read the audit log")
+}
+
+async fn refused_admin_requests_are_summarised_without_a_write_each(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let auditor = create_key(
+        &app,
+        &admin,
+        json!({"name": "a", "scopes": ["admin:audit"]}),
+    )
+    .await;
+    let auditor = admin_token(&app, auditor["key"].as_str().unwrap()).await;
+
+    // While nothing can be written to the audit table, 200 refusals: a
+    // write (or a pooled connection) per refusal would starve the pool.
+    let blocked = AuditWritesBlocked::hold(&app);
+    for i in 0..150 {
+        let mut request = app.client.get(app.url("/api/v1/keys"));
+        match i % 3 {
+            0 => {}
+            1 => request = request.header("Authorization", "Basic a2V5OnNlY3JldA=="),
+            _ => request = request.header("Authorization", "Bearer not.a.jwt"),
+        }
+        assert_eq!(request.send().await.unwrap().status(), 401);
+    }
+    for _ in 0..50 {
+        let response = call(&app, "GET", "/api/v1/keys", &auditor, None).await;
+        assert_eq!(response.status(), 403);
+    }
+    let started = Instant::now();
+    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "an admin request is served while refusals wait for their flush"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(blocked);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let rows = admin_denied_rows(&app);
+        if rows.iter().map(|r| r.count).sum::<i64>() >= 200 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let sum = |tenant: bool| -> i64 {
+        rows.iter()
+            .filter(|r| r.tenant_id.is_some() == tenant)
+            .map(|r| r.count)
+            .sum()
+    };
+    assert_eq!(sum(false), 150, "401s, no tenant: {rows:#?}");
+    assert_eq!(sum(true), 50, "403s, in the caller's tenant: {rows:#?}");
+    // One row per (tenant, address, minute): two, or four across a minute.
+    assert!(rows.len() <= 4, "{rows:#?}");
+    for row in &rows {
+        assert!(row.dedup_key.is_some(), "{row:?}");
+        assert_eq!(row.target_type.as_deref(), Some("address"));
+        assert_eq!(row.target_id.as_deref(), Some("127.0.0.1"));
+        assert_eq!(row.outcome, "failure");
+        let details: Value = serde_json::from_str(&row.details).unwrap();
+        assert_eq!(details["route"], "/api/v1/keys", "{details}");
     }
 }
