@@ -302,7 +302,7 @@ pub fn open_master_key(
                     path.display()
                 )));
             } else {
-                std::fs::create_dir_all(&settings.data_dir)
+                db::create_private_dir(&settings.data_dir)
                     .map_err(|e| StartupError::MasterKey(e.to_string()))?;
                 let key = MasterKey::generate_file(&path).map_err(fail)?;
                 tracing::warn!(

@@ -1,7 +1,10 @@
 //! Edges a security review (issue 13) found open: the client address behind
-//! proxies, and refused admin requests (counted by the limiter, summarised in
-//! memory).
+//! proxies, refused admin requests (counted by the limiter, summarised in
+//! memory), and the modes of the files keymint creates.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -9,9 +12,10 @@ use diesel::prelude::*;
 use keymint::db::models::AuditEvent;
 use keymint::db::schema::audit_events;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{BIN, Backend, TestApp, spawn_app, spawn_app_with};
 use crate::keys::{admin_token, call, create_key};
 
 backend_tests!(
@@ -200,4 +204,76 @@ async fn refused_admin_requests_are_summarised_without_a_write_each(backend: Bac
         let details: Value = serde_json::from_str(&row.details).unwrap();
         assert_eq!(details["route"], "/api/v1/keys", "{details}");
     }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A server started under umask 000 on a data directory that does not
+/// exist yet keeps everything it creates to its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_keymint_creates_are_private_whatever_the_umask() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("fresh").join("data");
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\"", BIN, "serve"])
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .env_remove("KEYMINT_MASTER_KEY")
+        .env_remove("KEYMINT_MASTER_KEY_FILE")
+        .env_remove("KEYMINT_BOOTSTRAP_KEY_FILE")
+        .env("KEYMINT__METRICS__BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn keymint");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line.clone());
+            if line.contains("listening")
+                && let Some(rest) = line.split("port=").nth(1)
+            {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                return digits.parse::<u16>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("keymint did not start: {seen:#?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let wal = data.join("keymint.db-wal");
+    let shm = data.join("keymint.db-shm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(wal.exists() && shm.exists()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mode_of(&data), 0o700, "the data directory");
+    for file in [
+        "keymint.db",
+        "keymint.db-wal",
+        "keymint.db-shm",
+        "master.key",
+    ] {
+        assert_eq!(mode_of(&data.join(file)), 0o600, "{file}");
+    }
+    let _ = child.kill().await;
 }
