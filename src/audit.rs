@@ -253,13 +253,29 @@ pub fn denied(
     dedup: &str,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
+    denied_many(conn, record, dedup, at, 1)
+}
+
+/// Adds `count` denials for `dedup` to the row of `at`'s minute, writing
+/// the row (from `record`) if the minute has none yet. Safe inside a larger
+/// transaction: a row another writer inserted first is counted on, not an
+/// aborted transaction.
+pub fn denied_many(
+    conn: &mut AnyConnection,
+    record: Record<'_>,
+    dedup: &str,
+    at: NaiveDateTime,
+    count: i64,
+) -> QueryResult<()> {
     use audit_events::dsl as e;
     let minute = at.and_utc().timestamp() / 60;
     let key = format!("{}:{dedup}:{minute}", record.action);
-    let bumped = diesel::update(e::audit_events.filter(e::dedup_key.eq(&key)))
-        .set(e::count.eq(e::count + 1))
-        .execute(conn)?;
-    if bumped > 0 {
+    let bump = |conn: &mut AnyConnection| {
+        diesel::update(e::audit_events.filter(e::dedup_key.eq(&key)))
+            .set(e::count.eq(e::count + count))
+            .execute(conn)
+    };
+    if bump(conn)? > 0 {
         return Ok(());
     }
     let event = AuditEvent {
@@ -277,22 +293,23 @@ pub fn denied(
         target_id: Some(record.target_id.to_owned()),
         outcome: "failure".to_owned(),
         details: record.details.to_string(),
-        count: 1,
+        count,
         dedup_key: Some(key.clone()),
     };
-    match diesel::insert_into(audit_events::table)
-        .values(&event)
-        .execute(conn)
-    {
+    // In its own (nested) transaction: on PostgreSQL a failed statement
+    // aborts the transaction around it, and the caller's may hold others.
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(audit_events::table)
+            .values(&event)
+            .execute(conn)
+    });
+    match inserted {
         Ok(_) => Ok(()),
-        // Another request wrote the minute's row first: count on it.
+        // Another writer inserted the minute's row first: count on it.
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => diesel::update(e::audit_events.filter(e::dedup_key.eq(&key)))
-            .set(e::count.eq(e::count + 1))
-            .execute(conn)
-            .map(|_| ()),
+        )) => bump(conn).map(|_| ()),
         Err(other) => Err(other),
     }
 }

@@ -62,6 +62,21 @@ pub struct ServerSettings {
     pub keep_alive_s: u64,
     pub max_connections: usize,
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header a trusted proxy's chain is read from.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which forwarding header carries the client address behind a trusted
+/// proxy. Only one is ever read: a proxy that sets one passes the other
+/// through from the client untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`: comma-separated addresses.
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`: its `for=` parameters.
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -554,6 +569,7 @@ mod tests {
         );
         assert_eq!(s.tokens.issuer, "http://127.0.0.1:8080");
         assert_eq!(s.tokens.admin_audience, "http://127.0.0.1:8080/api");
+        assert_eq!(s.server.forwarded_header, ForwardedHeader::XForwardedFor);
     }
 
     #[test]
@@ -590,6 +606,8 @@ mod tests {
         assert!(err.to_string().contains("signing.prepublish_s"), "{err}");
         let err = load_with("[server]\nbogus = 1").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+        let err = load_with("[server]\nforwarded_header = \"x-real-ip\"").unwrap_err();
+        assert!(err.to_string().contains("server.forwarded_header"), "{err}");
         let overrides = Overrides {
             bind: Some("0.0.0.0:8080".parse().unwrap()),
             ..Overrides::default()

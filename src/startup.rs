@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use chrono::Utc;
 use diesel::prelude::*;
 
+use crate::auth::denials::AdminDenials;
 use crate::bootstrap;
 use crate::config::Settings;
 use crate::crypto::master::{MasterKey, MasterKeyError};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub pool: Pool,
     pub keyring: Arc<KeyRing>,
     pub usage: Arc<Usage>,
+    /// Refused admin requests, counted in memory and flushed with usage.
+    pub denials: Arc<AdminDenials>,
     pub master: Arc<MasterKey>,
     pub limiter: Arc<crate::limits::Limiter>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
@@ -136,6 +139,7 @@ impl Application {
             pool,
             keyring: Arc::new(prepared.keyring),
             usage: Arc::new(Usage::default()),
+            denials: Arc::new(AdminDenials::default()),
             master: Arc::new(prepared.master),
             limiter: Arc::new(crate::limits::Limiter::new(
                 settings.limits.failed_auth_per_minute,
@@ -185,6 +189,9 @@ impl Application {
         // Whatever was counted since the last flush is written before exit.
         if let Err(err) = self.state.usage.flush(&self.state.pool).await {
             tracing::warn!(error = %err, "final usage flush failed");
+        }
+        if let Err(err) = self.state.denials.flush(&self.state.pool).await {
+            tracing::warn!(error = %err, "final admin.denied flush failed");
         }
         served
     }
@@ -295,7 +302,7 @@ pub fn open_master_key(
                     path.display()
                 )));
             } else {
-                std::fs::create_dir_all(&settings.data_dir)
+                db::create_private_dir(&settings.data_dir)
                     .map_err(|e| StartupError::MasterKey(e.to_string()))?;
                 let key = MasterKey::generate_file(&path).map_err(fail)?;
                 tracing::warn!(
@@ -339,7 +346,8 @@ pub fn open_master_key(
     Ok(master)
 }
 
-/// Periodic work of a running server: usage flushes and signing-key reloads.
+/// Periodic work of a running server: flushes of usage and admin.denied
+/// counts, signing-key reloads and the janitor.
 fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = state.settings.clone();
@@ -358,6 +366,9 @@ fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
                 _ = flush.tick() => {
                     if let Err(err) = state.usage.flush(&state.pool).await {
                         tracing::warn!(error = %err, "usage flush failed; will retry");
+                    }
+                    if let Err(err) = state.denials.flush(&state.pool).await {
+                        tracing::warn!(error = %err, "admin.denied flush failed; will retry");
                     }
                 }
                 _ = janitor.tick() => {

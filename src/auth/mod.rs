@@ -94,13 +94,15 @@ pub async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let ip = client_ip(&req, &state.settings.server);
     state
         .limiter
         .check_address(ip)
         .map_err(|retry_after_s| ApiError::TooManyRequests { retry_after_s })?;
     let result = verify_principal(&req, &state).await;
-    if let Err(ApiError::Unauthorized { error: Some(_), .. }) = &result {
+    // Every refused credential counts, a missing or non-Bearer
+    // Authorization included: probing without one must not be free.
+    if let Err(ApiError::Unauthorized { .. }) = &result {
         state.limiter.record_failure(ip);
     }
     result
@@ -184,7 +186,7 @@ async fn verify_principal(req: &HttpRequest, state: &AppState) -> Result<Princip
     req.extensions_mut()
         .insert(denials::AuthenticatedTenant(tenant.id.clone()));
     let origin = Origin {
-        ip: client_ip(req, &state.settings.server.trusted_proxies).map(|ip| ip.to_string()),
+        ip: client_ip(req, &state.settings.server).map(|ip| ip.to_string()),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     };
     Ok(Principal {

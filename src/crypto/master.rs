@@ -183,9 +183,10 @@ impl MasterKey {
         Self::parse(&text, source_name)
     }
 
-    /// Writes a new random key to `path` (which must not exist), mode 0600.
+    /// Writes a new random key to `path` (which must not exist), mode 0600
+    /// whatever the umask.
     pub fn generate_file(path: &Path) -> Result<Self, MasterKeyError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let mut bytes = Zeroizing::new([0u8; 32]);
         SystemRandom::new()
             .fill(bytes.as_mut())
@@ -199,6 +200,9 @@ impl MasterKey {
             .create_new(true)
             .mode(0o600)
             .open(path)
+            .map_err(write_error)?;
+        // The umask only narrows `mode`; set it exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(write_error)?;
         let text = Zeroizing::new(format!("{}\n", STANDARD.encode(bytes.as_ref())));
         file.write_all(text.as_bytes()).map_err(write_error)?;

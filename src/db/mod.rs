@@ -9,6 +9,7 @@
 pub mod models;
 pub mod schema;
 
+use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -188,15 +189,55 @@ impl ConnectionManager {
     }
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only, whatever
+/// the umask; a directory that already exists is left as the operator made it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Creates an empty SQLite database file, mode 0600 whatever the umask,
+/// before SQLite does (with 0644). SQLite gives its `-wal` and `-shm` files
+/// the database file's mode, so they are private too.
+fn create_private_sqlite_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.to_string_lossy();
+    if name == ":memory:" || name.starts_with("file:") || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        // Another process created it first; it is theirs to have made.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// One connection outside any pool (start-up checks, migrations, the CLI),
 /// so a failure is reported once, with its cause.
 pub fn connect(settings: &DatabaseSettings) -> Result<AnyConnection, DbError> {
-    if let DatabaseTarget::Sqlite(path) = &settings.target
-        && let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    if let DatabaseTarget::Sqlite(path) = &settings.target {
+        let cannot = |what: &Path, e: std::io::Error| {
+            DbError::Unavailable(format!("cannot create {}: {e}", what.display()))
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            create_private_dir(dir).map_err(|e| cannot(dir, e))?;
+        }
+        create_private_sqlite_file(path).map_err(|e| cannot(path, e))?;
     }
     ConnectionManager::new(settings)
         .open()

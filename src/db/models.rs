@@ -34,8 +34,9 @@ pub struct TenantAudience {
     pub created_at: NaiveDateTime,
 }
 
-/// An API key row. Holds hashes and ciphertexts, never a secret.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
+/// An API key row. Holds hashes and ciphertexts, never a secret; its
+/// `Debug` shows neither.
+#[derive(Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKey {
     pub id: String,
@@ -69,7 +70,8 @@ pub struct ApiKey {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A signing key row; its `Debug` never shows the encrypted private key.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -80,6 +82,74 @@ pub struct SigningKeyRow {
     pub activates_at: NaiveDateTime,
     pub retired_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Shows that a secret-derived value is there, never its bytes: a hash
+/// lets an attacker test guesses offline, a ciphertext waits for a leaked
+/// master key.
+struct Redacted<'a>(&'a Option<Vec<u8>>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("<redacted>"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("owner", &self.owner)
+            .field("start", &self.start)
+            .field("secret_hash", &Redacted(&self.secret_hash))
+            .field(
+                "previous_secret_hash",
+                &Redacted(&self.previous_secret_hash),
+            )
+            .field("previous_expires_at", &self.previous_expires_at)
+            .field("secret_enc", &Redacted(&self.secret_enc))
+            .field("previous_secret_enc", &Redacted(&self.previous_secret_enc))
+            .field("security_level", &self.security_level)
+            .field("scopes", &self.scopes)
+            .field("audiences", &self.audiences)
+            .field("ip_allowlist", &self.ip_allowlist)
+            .field("max_token_ttl_s", &self.max_token_ttl_s)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
+            .field("claims", &self.claims)
+            .field("metadata", &self.metadata)
+            .field("created_by", &self.created_by)
+            .field("parent_key_id", &self.parent_key_id)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("tokens_issued", &self.tokens_issued)
+            .field("revoked_at", &self.revoked_at)
+            .field("revoked_reason", &self.revoked_reason)
+            .field("deleted_at", &self.deleted_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("public_jwk", &self.public_jwk)
+            .field("private_key_enc", &format_args!("<redacted>"))
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retired_at", &self.retired_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -101,4 +171,84 @@ pub struct AuditEvent {
     pub details: String,
     pub count: i64,
     pub dedup_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes whose decimal forms (as `Debug` of a `Vec<u8>` prints them)
+    /// appear nowhere else in the rows below.
+    const MARKER: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
+
+    fn shows_marker(text: &str) -> bool {
+        ["222", "173", "190", "239"]
+            .iter()
+            .any(|n| text.contains(n))
+    }
+
+    #[test]
+    fn debug_never_shows_hashes_or_ciphertext() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        let secret = Some(MARKER.to_vec());
+        let key = ApiKey {
+            id: "key-id".into(),
+            tenant_id: "tenant-id".into(),
+            name: "payments".into(),
+            description: None,
+            owner: Some("alice".into()),
+            start: "km_AbCd".into(),
+            secret_hash: secret.clone(),
+            previous_secret_hash: secret.clone(),
+            previous_expires_at: Some(now),
+            secret_enc: secret.clone(),
+            previous_secret_enc: secret.clone(),
+            security_level: "standard".into(),
+            scopes: "[]".into(),
+            audiences: "[]".into(),
+            ip_allowlist: None,
+            max_token_ttl_s: None,
+            rate_limit_per_s: None,
+            claims: None,
+            metadata: None,
+            created_by: "cli".into(),
+            parent_key_id: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            last_used_at: None,
+            tokens_issued: 0,
+            revoked_at: None,
+            revoked_reason: None,
+            deleted_at: None,
+        };
+        let shown = format!("{key:?}");
+        assert!(!shows_marker(&shown), "{shown}");
+        assert_eq!(shown.matches("<redacted>").count(), 4, "{shown}");
+        assert!(
+            shown.contains("payments") && shown.contains("km_AbCd"),
+            "{shown}"
+        );
+        let shown = format!("{key:#?}");
+        assert!(!shows_marker(&shown), "{shown}");
+
+        let row = SigningKeyRow {
+            kid: "kid-1".into(),
+            alg: "ES256".into(),
+            public_jwk: "{}".into(),
+            private_key_enc: MARKER.to_vec(),
+            created_at: now,
+            activates_at: now,
+            retired_at: None,
+            revoked_at: None,
+        };
+        let shown = format!("{row:?} {row:#?}");
+        assert!(!shows_marker(&shown), "{shown}");
+        assert!(
+            shown.contains("kid-1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }

@@ -342,9 +342,11 @@ pub async fn create(
                     "this tenant requires every key to have an IP allow-list",
                 ));
             }
-            if let Some(reserved) = new.audiences.iter().find(|a| {
-                audience::reserved_for(a, &settings.admin_audience, &tenant.slug)
-            }) {
+            if let Some(reserved) = new
+                .audiences
+                .iter()
+                .find(|a| audience::reserved_for(a, &settings.admin_audience, &tenant.slug))
+            {
                 return Err(policy(
                     "audiences",
                     format!(

@@ -48,7 +48,7 @@ async fn read_form(
 
 fn origin(req: &HttpRequest, state: &AppState) -> Origin {
     Origin {
-        ip: client_ip(req, &state.settings.server.trusted_proxies).map(|ip| ip.to_string()),
+        ip: client_ip(req, &state.settings.server).map(|ip| ip.to_string()),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     }
 }
@@ -60,7 +60,7 @@ async fn authenticate_key(
     req: &HttpRequest,
     credential: Credential,
 ) -> Result<Caller, OAuthError> {
-    let ip = client_ip(req, &state.settings.server.trusted_proxies);
+    let ip = client_ip(req, &state.settings.server);
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let found =
         grants::authenticate_client(state, credential, &Flavor::Client, ip, request_id).await?;

@@ -59,7 +59,7 @@ pub async fn oauth_token(
     let mut form = FormParams::parse(&body)?;
     let signed = signed_credential(&req, &body)?;
     drop(body);
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let ip = client_ip(&req, &state.settings.server);
     let response = match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some(CLIENT_CREDENTIALS) => {
@@ -153,7 +153,7 @@ pub async fn api_token(
         None => Credential::Secret(simple::credentials(&req)?),
     };
     let requested = simple::requested(&req, &body)?;
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    let ip = client_ip(&req, &state.settings.server);
     let response = grants::exchange(
         &state,
         credential,

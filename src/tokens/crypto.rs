@@ -6,11 +6,16 @@
 //! process-wide map keyed by those bytes; [`register`] fills it when a signing
 //! key is loaded, so the hot path only looks up.
 //!
+//! The map does not own the pairs: whoever registered one (a key ring's
+//! signer) holds it, and the entry lives exactly as long as that holder. A
+//! key that leaves every ring (revoked, expired) is freed with it, and
+//! [`forget_unused`] drops its entry; nothing lingers for the process's life.
+//!
 //! [`install`] must run before any other jsonwebtoken call in the process:
 //! the first call otherwise fixes a provider that panics.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once, RwLock};
+use std::sync::{Arc, Once, RwLock, Weak};
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind};
@@ -61,8 +66,8 @@ impl ParsedKey {
 }
 
 /// Keyed by a digest of the PKCS#8 bytes, so the map holds no second copy
-/// of any private key.
-type Cache = RwLock<HashMap<[u8; 32], Arc<ParsedKey>>>;
+/// of any private key; weak, so it keeps no key alive.
+type Cache = RwLock<HashMap<[u8; 32], Weak<ParsedKey>>>;
 
 fn cache_key(pkcs8: &[u8]) -> [u8; 32] {
     let mut key = [0u8; 32];
@@ -75,17 +80,35 @@ fn cache() -> &'static Cache {
     CACHE.get_or_init(|| RwLock::new(HashMap::new()))
 }
 
-/// Parses a key pair and remembers it for the signer factory.
+/// Parses a key pair and makes it findable by the signer factory for as
+/// long as the caller keeps the returned `Arc`.
 pub fn register(alg: Algorithm, pkcs8: &[u8]) -> Result<Arc<ParsedKey>, Error> {
     let parsed = Arc::new(ParsedKey::parse(alg, pkcs8)?);
     if let Ok(mut map) = cache().write() {
-        map.insert(cache_key(pkcs8), parsed.clone());
+        map.insert(cache_key(pkcs8), Arc::downgrade(&parsed));
     }
     Ok(parsed)
 }
 
 fn lookup(pkcs8: &[u8]) -> Option<Arc<ParsedKey>> {
-    cache().read().ok()?.get(&cache_key(pkcs8)).cloned()
+    cache().read().ok()?.get(&cache_key(pkcs8))?.upgrade()
+}
+
+/// Drops the entries of keys nobody holds any more (called after a key
+/// ring reload let go of its old keys).
+pub fn forget_unused() {
+    if let Ok(mut map) = cache().write() {
+        map.retain(|_, parsed| parsed.strong_count() > 0);
+    }
+}
+
+/// Whether a parsed pair for these bytes is held.
+#[cfg(test)]
+pub(crate) fn is_cached(pkcs8: &[u8]) -> bool {
+    cache()
+        .read()
+        .map(|map| map.contains_key(&cache_key(pkcs8)))
+        .unwrap_or(false)
 }
 
 struct RingSigner(Arc<ParsedKey>);
@@ -135,8 +158,8 @@ impl JwtVerifier for RingVerifier {
 fn signer_factory(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
     let parsed = match lookup(key.as_bytes()) {
         Some(parsed) => parsed,
-        // A key nobody registered (tools, tests): parse it now, once.
-        None => register(*alg, key.as_bytes())?,
+        // A key no ring holds (tools, tests): parse it for this signature.
+        None => Arc::new(ParsedKey::parse(*alg, key.as_bytes())?),
     };
     if parsed.algorithm() != *alg {
         return Err(ErrorKind::InvalidAlgorithm.into());

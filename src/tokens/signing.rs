@@ -338,6 +338,9 @@ pub struct Signer {
     activates_at: i64,
     encoding: EncodingKey,
     header: Header,
+    /// Keeps the parsed pair in `crypto`'s cache, where `sign` finds it,
+    /// exactly as long as this signer is in use.
+    _parsed: Arc<crypto::ParsedKey>,
 }
 
 impl Signer {
@@ -381,7 +384,8 @@ impl KeyRing {
         })
     }
 
-    /// Rebuilds the ring from fresh rows; keys already parsed are reused.
+    /// Rebuilds the ring from fresh rows; keys already parsed are reused,
+    /// keys that no longer sign (retired, revoked) are let go.
     pub fn reload(
         &self,
         rows: &[SigningKeyRow],
@@ -393,6 +397,10 @@ impl KeyRing {
         if let Ok(mut slot) = self.ring.write() {
             *slot = Arc::new(built);
         }
+        // With the old ring gone (a request still signing with it keeps its
+        // key until the next reload), its dropped keys leave the cache.
+        drop(current);
+        crypto::forget_unused();
         Ok(())
     }
 
@@ -483,7 +491,8 @@ fn build_ring(
                     let pkcs8 = master
                         .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
                         .map_err(|e| key_error(&e.to_string()))?;
-                    crypto::register(alg, &pkcs8).map_err(|_| key_error("unparsable key"))?;
+                    let parsed =
+                        crypto::register(alg, &pkcs8).map_err(|_| key_error("unparsable key"))?;
                     let encoding = match alg {
                         Algorithm::EdDSA => EncodingKey::from_ed_der(&pkcs8),
                         _ => EncodingKey::from_ec_der(&pkcs8),
@@ -497,6 +506,7 @@ fn build_ring(
                         activates_at,
                         encoding,
                         header,
+                        _parsed: parsed,
                     })
                 }
             };
@@ -677,5 +687,47 @@ mod tests {
             .into();
             assert!(mismatched.decoding_key().is_none());
         }
+    }
+
+    /// After an emergency revoke and a reload, the revoked key's parsed pair
+    /// is gone from the process-wide cache; the others stay.
+    #[test]
+    fn a_reload_evicts_keys_that_left_the_ring() {
+        crypto::install();
+        let master = MasterKey::from_bytes([9; 32]);
+        let settings = SigningSettings {
+            alg: SigningAlg::ES256,
+            jwks_max_age_s: 300,
+            prepublish_s: 600,
+            reload_s: 30,
+            rotation_interval_s: 86_400,
+        };
+        let now = Utc::now().naive_utc();
+        let active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        let next = generate_row(Algorithm::ES256, &master, now, now + Duration::days(1)).unwrap();
+        let pkcs8 = |row: &SigningKeyRow| {
+            master
+                .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
+                .unwrap()
+        };
+        let mut rows = vec![next.clone(), active.clone()];
+        let ring = KeyRing::load(&rows, &master, &settings, now).unwrap();
+        ring.signer(now.and_utc().timestamp())
+            .unwrap()
+            .sign(&serde_json::json!({"sub": "s"}))
+            .unwrap();
+        assert!(crypto::is_cached(&pkcs8(&active)));
+        assert!(crypto::is_cached(&pkcs8(&next)));
+
+        // What `revoke` leaves in the database: revoked, next promoted.
+        rows[1].revoked_at = Some(now);
+        rows[1].retired_at = Some(now);
+        rows[0].activates_at = now;
+        ring.reload(&rows, &master, now).unwrap();
+        assert!(!crypto::is_cached(&pkcs8(&active)), "the revoked key left");
+        assert!(crypto::is_cached(&pkcs8(&next)), "the signing key stays");
+        let signer = ring.signer(now.and_utc().timestamp()).unwrap();
+        assert_eq!(signer.kid, next.kid);
+        signer.sign(&serde_json::json!({"sub": "s"})).unwrap();
     }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod docs;
+mod edges;
 mod escalation;
 mod faults;
 mod hardening;
