@@ -21,6 +21,9 @@ backend_tests!(
     a_parent_without_owner_owns_counts_and_revokes_its_children,
     an_audience_removed_during_key_creation_is_never_kept,
     concurrent_rotations_act_in_some_serial_order,
+    a_token_narrower_than_its_key_acts_only_with_what_it_holds,
+    a_bulk_revoke_with_one_key_above_the_caller_revokes_nothing,
+    reserved_audiences_are_never_a_keys,
 );
 
 fn id(v: &Value) -> String {
@@ -570,4 +573,121 @@ async fn concurrent_rotations_act_in_some_serial_order(backend: Backend) {
         );
         let _ = b_works;
     }
+}
+
+/// The token's scopes are the request's powers, not its key's: a writer
+/// key asking for a token with less cannot act with the rest.
+async fn a_token_narrower_than_its_key_acts_only_with_what_it_holds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let strong = create_key(
+        &app,
+        &admin,
+        json!({"name": "strong", "scopes": ["admin:keys:write", "admin:settings"]}),
+    )
+    .await;
+    let response = exchange(
+        &app,
+        Form::XApiKey,
+        &secret(&strong),
+        &[
+            ("audience", &app.admin_audience),
+            ("scope", "admin:keys:write"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let narrow: Value = response.json().await.unwrap();
+    let narrow = narrow["access_token"].as_str().unwrap().to_owned();
+    // Its own key holds admin:settings, which this token does not.
+    every_change_is_refused(&app, &narrow, &strong, "narrow token vs own key").await;
+    let response = call(
+        &app,
+        "POST",
+        "/api/v1/keys",
+        &narrow,
+        Some(json!({"name": "x", "scopes": ["admin:settings"]})),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+}
+
+/// One transaction: an id above the caller refuses the whole request.
+async fn a_bulk_revoke_with_one_key_above_the_caller_revokes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let writer = create_key(
+        &app,
+        &admin,
+        json!({"name": "writer", "scopes": ["admin:keys:write"]}),
+    )
+    .await;
+    let token = admin_token(&app, &secret(&writer)).await;
+    let weak = create_key(&app, &admin, json!({"name": "weak"})).await;
+    let strong = create_key(
+        &app,
+        &admin,
+        json!({"name": "strong", "scopes": ["admin:audit"]}),
+    )
+    .await;
+    let response = call(
+        &app,
+        "POST",
+        "/api/v1/keys/revoke",
+        &token,
+        Some(json!({"ids": [id(&weak), id(&strong), "01a00000-0000-7000-8000-000000000000"]})),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+    assert!(works(&app, &secret(&weak)).await, "nothing was revoked");
+    assert!(works(&app, &secret(&strong)).await);
+    // Without it, the weak key goes and the unknown id is not found.
+    let response = call(
+        &app,
+        "POST",
+        "/api/v1/keys/revoke",
+        &token,
+        Some(json!({"ids": [id(&weak), "01a00000-0000-7000-8000-000000000000"]})),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["revoked"], json!([id(&weak)]));
+    assert_eq!(
+        body["not_found"],
+        json!(["01a00000-0000-7000-8000-000000000000"])
+    );
+}
+
+/// `urn:keymint:` and the admin audience are keymint's (422 naming the
+/// field); the tenant's own `urn:keymint:tenant:<slug>` is its own.
+async fn reserved_audiences_are_never_a_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = admin_token(&app, &app.bootstrap_key).await;
+    for audience in [
+        app.admin_audience.clone(),
+        "urn:keymint:tenant:other".to_owned(),
+        "urn:keymint:anything".to_owned(),
+        "URN:KEYMINT:tenant:other".to_owned(),
+    ] {
+        let response = call(
+            &app,
+            "POST",
+            "/api/v1/keys",
+            &admin,
+            Some(json!({"name": "x", "audiences": [audience]})),
+        )
+        .await;
+        assert_eq!(response.status(), 422, "{audience}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], "audiences", "{body}");
+    }
+    let own = create_key(
+        &app,
+        &admin,
+        json!({"name": "own", "audiences": ["urn:keymint:tenant:default"]}),
+    )
+    .await;
+    let response = exchange(&app, Form::XApiKey, &secret(&own), &[]).await;
+    assert_eq!(response.status(), 200);
 }
