@@ -1,5 +1,6 @@
 //! Black-box tests: real servers, real HTTP, real databases.
 
+mod client;
 mod helpers;
 
 mod docs;
@@ -10,6 +11,7 @@ mod janitor;
 mod keys;
 mod lifecycle;
 mod logs;
+mod powers_matrix;
 mod readme;
 mod settings;
 mod tenants;
