@@ -1,5 +1,6 @@
 //! Black-box tests: real servers, real HTTP, real databases.
 
+mod client;
 mod helpers;
 
 mod docs;
@@ -13,6 +14,7 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod oauth_powers;
+mod powers_matrix;
 mod readme;
 mod settings;
 mod tenants;
