@@ -180,6 +180,23 @@ pub fn authenticate(
     })
 }
 
+/// Whether a key's life allows any use now: not deleted, revoked or
+/// expired. Both ways of authenticating (secret and signed request) start
+/// with it.
+pub(crate) fn lifecycle_refusal(
+    key: &crate::db::models::ApiKey,
+    now: chrono::NaiveDateTime,
+) -> Option<Reason> {
+    if key.deleted_at.is_some() {
+        return Some(Reason::Deleted);
+    }
+    match key.status(now) {
+        Status::Revoked => Some(Reason::Revoked),
+        Status::Expired => Some(Reason::Expired),
+        Status::Active => None,
+    }
+}
+
 /// Why a key found by its secret may not be used now, if it may not.
 fn unusable(
     candidate: &Candidate,
@@ -187,13 +204,8 @@ fn unusable(
     now: chrono::NaiveDateTime,
 ) -> Option<Reason> {
     let key = &candidate.key;
-    if key.deleted_at.is_some() {
-        return Some(Reason::Deleted);
-    }
-    match key.status(now) {
-        Status::Revoked => return Some(Reason::Revoked),
-        Status::Expired => return Some(Reason::Expired),
-        Status::Active => {}
+    if let Some(reason) = lifecycle_refusal(key, now) {
+        return Some(reason);
     }
     if candidate.via_previous && key.previous_expires_at.is_none_or(|end| end <= now) {
         return Some(Reason::GracePeriodOver);

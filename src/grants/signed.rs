@@ -24,7 +24,7 @@ use crate::db::schema::{api_keys, tenants, used_nonces};
 use crate::db::{AnyConnection, DbError};
 use crate::grants::{Denial, Reason};
 use crate::keys::store::Candidate;
-use crate::keys::{SecurityLevel, Status};
+use crate::keys::SecurityLevel;
 
 pub const SCHEME: &str = "KM-HMAC-SHA256";
 pub const KEY_ID_HEADER: &str = "x-keymint-key-id";
@@ -192,13 +192,8 @@ fn hmac_matches(master: &MasterKey, key: &ApiKey, sealed: &[u8], request: &Signe
 /// Why the key a signed request names may not sign now, before its
 /// signature is looked at.
 fn unusable(key: &ApiKey, now: NaiveDateTime) -> Option<Reason> {
-    if key.deleted_at.is_some() {
-        return Some(Reason::Deleted);
-    }
-    match key.status(now) {
-        Status::Revoked => return Some(Reason::Revoked),
-        Status::Expired => return Some(Reason::Expired),
-        Status::Active => {}
+    if let Some(reason) = crate::grants::lifecycle_refusal(key, now) {
+        return Some(reason);
     }
     if key.security_level != SecurityLevel::Advanced.as_str() || key.secret_enc.is_none() {
         return Some(Reason::WrongSecurityLevel);
