@@ -12,6 +12,7 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod powers_matrix;
+mod powers_model;
 mod readme;
 mod settings;
 mod tenants;
