@@ -1066,33 +1066,50 @@ impl<'a> World<'a> {
                 .find(|t| t.id == tid)
                 .map_or("?", |t| if t.slug == SYSTEM { SYSTEM } else { ACME })
         };
-        // 3: nothing outside the acting tenant changed.
+        // 3: nothing outside the acting tenant changed. A child made in the
+        // other tenant through X-Tenant by a key of the acting one is revoked
+        // with its parent (DESIGN's cascade); that is the one allowed change.
         if let Some(acting) = step.acting {
-            let state = |snap: &Snapshot, slug: &str| -> Vec<String> {
-                let mut rows: Vec<String> = snap
-                    .keys
-                    .iter()
-                    .filter(|k| slug_of(snap, &k.tenant_id) == slug)
-                    .map(fingerprint)
-                    .collect();
-                rows.extend(
-                    snap.tenants
-                        .iter()
-                        .filter(|t| slug_of(snap, &t.id) == slug)
-                        .map(|t| format!("{t:?}")),
-                );
-                rows
-            };
             let other = other_tenant(acting);
-            let (was, is) = (state(before, other), state(after, other));
-            if was != is {
-                let changed: Vec<String> = is
+            let parent_here = |k: &ApiKey| {
+                let parent = self.children.get(&k.id).map(String::as_str);
+                parent
+                    .or(k.parent_key_id.as_deref())
+                    .and_then(|p| before.keys.iter().find(|row| row.id == p))
+                    .is_some_and(|p| slug_of(before, &p.tenant_id) == acting)
+            };
+            let rows = |snap: &'_ Snapshot| -> HashMap<String, String> {
+                snap.keys
                     .iter()
-                    .filter(|row| !was.contains(row))
-                    .map(|row| row.chars().take(60).collect())
-                    .collect();
+                    .filter(|k| slug_of(snap, &k.tenant_id) == other && !parent_here(k))
+                    .map(|k| (k.id.clone(), fingerprint(k)))
+                    .collect()
+            };
+            let (was, is) = (rows(before), rows(after));
+            let mut changed: Vec<String> = is
+                .iter()
+                .filter(|(id, row)| was.get(*id) != Some(*row))
+                .map(|(id, _)| self.label(id))
+                .chain(
+                    was.keys()
+                        .filter(|id| !is.contains_key(*id))
+                        .map(|id| self.label(id)),
+                )
+                .collect();
+            let settings = |snap: &Snapshot| {
+                snap.tenants
+                    .iter()
+                    .find(|t| slug_of(snap, &t.id) == other)
+                    .map(|t| format!("{t:?}"))
+            };
+            if settings(before) != settings(after) {
+                changed.push("its settings".into());
+            }
+            if !changed.is_empty() {
+                changed.sort();
                 out.push(format!(
-                    "[tenants] a step acting in {acting} changed {other}'s rows: {changed:?}"
+                    "[tenants] a step acting in {acting} changed {other}'s {}",
+                    changed.join(", ")
                 ));
             }
         }
