@@ -182,4 +182,18 @@ impl TestApp {
             answer.body
         );
     }
+
+    /// `PATCH /api/v1/settings` that must succeed.
+    pub async fn set_settings(&self, root: &str, x_tenant: Option<&str>, patch: Value) {
+        let answer = self
+            .api(
+                "PATCH",
+                "/api/v1/settings",
+                root,
+                x_tenant,
+                Some(patch.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "settings {patch}: {:?}", answer.body);
+    }
 }

@@ -15,6 +15,7 @@ mod lifecycle;
 mod logs;
 mod oauth_powers;
 mod powers_matrix;
+mod powers_model;
 mod readme;
 mod settings;
 mod tenants;

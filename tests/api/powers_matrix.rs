@@ -600,10 +600,9 @@ async fn read_cells(
                         if caller.holds(SELF) && !caller.holds(READ) && !caller.holds(WRITE) {
                             for item in &items {
                                 if item["owner"] != caller.owner.as_str() {
-                                    out.push(say(
-                                        "list",
-                                        target,
-                                        format!("lists {} owned by {}", item["id"], item["owner"]),
+                                    out.push(format!(
+                                        "caller={} route=list: lists {} owned by {}",
+                                        caller.name, item["id"], item["owner"]
                                     ));
                                 }
                             }
