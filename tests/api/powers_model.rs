@@ -860,7 +860,6 @@ impl<'a> World<'a> {
     ) {
         let actor = usize::from(who.actor) % self.principals.len();
         let name = self.principals[actor].name;
-        let home = self.principals[actor].tenant;
         let Some((h, token, scopes)) = self.admin(actor, who.via, step).await else {
             let key = {
                 let p = &self.principals[actor];
@@ -870,6 +869,10 @@ impl<'a> World<'a> {
             return;
         };
         let via_key = self.principals[actor].held[h].key;
+        // A principal acts in the tenant of the key whose secret it uses: a
+        // root admin that legitimately obtained another tenant's secret
+        // (X-Tenant, then rotate) acts there with it.
+        let home = self.keys[via_key].tenant;
         let x_tenant = who.x_tenant.then(|| other_tenant(home));
         let honoured = who.x_tenant && home == SYSTEM && scopes.contains(TENANTS);
         let acting = if honoured { other_tenant(home) } else { home };
