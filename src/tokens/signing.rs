@@ -294,6 +294,8 @@ pub fn settle(
     let alg = jwt_algorithm(settings.alg);
     let mut settled = Settled::default();
     let rows = load_rows(conn)?;
+    // A database's first key is not an incident worth an audit event.
+    let first_key = rows.is_empty();
     if active_at(&rows, now).is_none() {
         let scheduled = rows
             .iter()
@@ -335,7 +337,7 @@ pub fn settle(
             settled.rescheduled.push(row.kid.clone());
         }
     }
-    if let Some(activated) = &settled.activated {
+    if let Some(activated) = settled.activated.as_ref().filter(|_| !first_key) {
         audit::write(
             conn,
             audit::Record {
