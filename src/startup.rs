@@ -405,9 +405,12 @@ fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
 pub fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
     let mut conn = db::connection(&state.pool)?;
     let now = Utc::now().naive_utc();
-    signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now)?;
+    // A repair that fails (the database refuses writes) must not keep a
+    // revoked key in use here: the ring is rebuilt from the rows either way.
+    let ensured = signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now);
     let rows = signing::load_rows(conn.get())?;
-    state.keyring.reload(&rows, &state.master, now)
+    state.keyring.reload(&rows, &state.master, now)?;
+    ensured.map(|_| ())
 }
 
 /// Proves the database answers and applies migrations, on one connection.

@@ -17,8 +17,18 @@
 //! (bounded to `[min_refresh, max_cache]`). A token naming a key the cache
 //! lacks triggers one refetch, but refetches never happen more often than
 //! `min_refresh`, so a flood of forged `kid`s cannot turn into a flood of
-//! requests to the issuer. When a refetch fails, the keys already held keep
-//! working until the next attempt.
+//! requests to the issuer. When refetches fail, the keys already held keep
+//! working for at most `max_stale` (default 1 h) past their freshness, then
+//! every token is refused with [`VerifyError::KeysUnavailable`] until a
+//! fetch succeeds: whoever can block the fetch cannot keep a withdrawn key
+//! trusted for longer than that.
+//!
+//! The issuer and JWKS URLs must be `https://`, except on loopback hosts
+//! (`localhost`, 127.0.0.0/8, `::1`). Redirects are followed at most three
+//! times and only to URLs that pass the same rule, never from https to http
+//! ([`redirect_policy`]); the URL the key set finally came from is checked
+//! again, so a client given through [`VerifierBuilder::client`] cannot
+//! downgrade either.
 //!
 //! Checks: `typ` is `at+jwt`, the algorithm is the one the key was published
 //! with (ES256 or EdDSA), the signature, `iss`, `aud`, `exp`/`nbf`/`iat`
@@ -65,6 +75,13 @@ impl AccessClaims {
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// Redirects followed for one key-set fetch.
+const MAX_REDIRECTS: usize = 3;
+
+/// The longest `max_cache` and `max_stale` accepted: limits, not a way to
+/// turn them off.
+pub const MAX_CACHE_CEILING: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The token is not acceptable; the message says why (never the token).
@@ -97,6 +114,7 @@ pub struct VerifierBuilder {
     leeway_s: i64,
     min_refresh: Duration,
     max_cache: Duration,
+    max_stale: Duration,
     timeout: Duration,
     client: Option<reqwest::Client>,
 }
@@ -135,10 +153,18 @@ impl VerifierBuilder {
         self
     }
 
-    /// The longest a fetched key set is trusted (default 1 h), whatever
-    /// its `max-age`.
+    /// The longest a fetched key set is fresh (default 1 h, at most 24 h),
+    /// whatever its `max-age`.
     pub fn max_cache(mut self, ceiling: Duration) -> Self {
         self.max_cache = ceiling;
+        self
+    }
+
+    /// How long past its freshness a key set may still be used while
+    /// refetches fail (default 1 h, at most 24 h; zero: never). Past it,
+    /// every token is refused until a fetch succeeds.
+    pub fn max_stale(mut self, limit: Duration) -> Self {
+        self.max_stale = limit;
         self
     }
 
@@ -148,7 +174,11 @@ impl VerifierBuilder {
         self
     }
 
-    /// Use this HTTP client (proxies, extra roots).
+    /// Use this HTTP client (proxies, extra roots). Build it with
+    /// `.redirect(keymint::verify::redirect_policy())`: a client's redirect
+    /// policy cannot be changed afterwards. Whatever it follows, a key set
+    /// that arrives from a URL failing the https rule, or over http when
+    /// the JWKS URL is https, is refused.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -159,13 +189,13 @@ impl VerifierBuilder {
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         let parsed =
             url::Url::parse(&issuer).map_err(|e| VerifyError::Config(format!("issuer: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(VerifyError::Config("issuer must be an http(s) URL".into()));
-        }
+        secure_enough(&parsed).map_err(|e| VerifyError::Config(format!("issuer {e}")))?;
         let jwks_uri = self
             .jwks_uri
             .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
-        url::Url::parse(&jwks_uri).map_err(|e| VerifyError::Config(format!("jwks_uri: {e}")))?;
+        let parsed_jwks = url::Url::parse(&jwks_uri)
+            .map_err(|e| VerifyError::Config(format!("jwks_uri: {e}")))?;
+        secure_enough(&parsed_jwks).map_err(|e| VerifyError::Config(format!("jwks_uri {e}")))?;
         if self.audience.is_none() && !self.any_audience {
             return Err(VerifyError::Config(
                 "set the audience this service accepts (or any_audience for tools)".into(),
@@ -177,11 +207,17 @@ impl VerifierBuilder {
         if self.min_refresh > self.max_cache {
             return Err(VerifyError::Config("min_refresh exceeds max_cache".into()));
         }
+        if self.max_cache > MAX_CACHE_CEILING || self.max_stale > MAX_CACHE_CEILING {
+            return Err(VerifyError::Config(format!(
+                "max_cache and max_stale must be at most {} s",
+                MAX_CACHE_CEILING.as_secs()
+            )));
+        }
         let client = match self.client {
             Some(client) => client,
             None => reqwest::Client::builder()
                 .timeout(self.timeout)
-                .redirect(reqwest::redirect::Policy::limited(3))
+                .redirect(redirect_policy())
                 .build()
                 .map_err(|e| VerifyError::Config(e.to_string()))?,
         };
@@ -189,10 +225,12 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 issuer,
                 audience: self.audience,
+                jwks_https: parsed_jwks.scheme() == "https",
                 jwks_uri,
                 leeway_s: self.leeway_s,
                 min_refresh: self.min_refresh,
                 max_cache: self.max_cache,
+                max_stale: self.max_stale,
                 client,
                 cache: RwLock::new(None),
                 refresh: tokio::sync::Mutex::new(()),
@@ -212,9 +250,12 @@ struct Inner {
     issuer: String,
     audience: Option<String>,
     jwks_uri: String,
+    /// Whether the key set must keep arriving over https.
+    jwks_https: bool,
     leeway_s: i64,
     min_refresh: Duration,
     max_cache: Duration,
+    max_stale: Duration,
     client: reqwest::Client,
     cache: RwLock<Option<KeySet>>,
     /// One fetch at a time; waiters then read what it fetched.
@@ -240,6 +281,8 @@ enum Lookup {
     /// The key is known but published for another algorithm.
     WrongAlg,
     Missing,
+    /// The key set is older than its freshness plus `max_stale`.
+    TooStale,
 }
 
 impl Verifier {
@@ -252,6 +295,7 @@ impl Verifier {
             leeway_s: LEEWAY_S,
             min_refresh: Duration::from_secs(30),
             max_cache: Duration::from_secs(3600),
+            max_stale: Duration::from_secs(3600),
             timeout: Duration::from_secs(5),
             client: None,
         }
@@ -274,11 +318,12 @@ impl Verifier {
         let key = match self.lookup(&kid, alg, false) {
             Lookup::Found(key) => key,
             Lookup::WrongAlg => return Err(VerifyError::UnknownKey),
-            Lookup::Missing => {
+            Lookup::Missing | Lookup::TooStale => {
                 self.refresh(true).await?;
                 match self.lookup(&kid, alg, true) {
                     Lookup::Found(key) => key,
-                    _ => return Err(VerifyError::UnknownKey),
+                    Lookup::TooStale => return Err(self.too_stale()),
+                    Lookup::WrongAlg | Lookup::Missing => return Err(VerifyError::UnknownKey),
                 }
             }
         };
@@ -301,14 +346,30 @@ impl Verifier {
         self.refresh(false).await
     }
 
-    /// `stale_ok`: whether keys past their freshness may still be used.
+    fn too_stale(&self) -> VerifyError {
+        VerifyError::KeysUnavailable(format!(
+            "refetches failed for longer than max_stale ({} s) after the cached keys went stale; \
+             tokens are refused until a fetch succeeds",
+            self.inner.max_stale.as_secs()
+        ))
+    }
+
+    /// `stale_ok`: whether keys past their freshness may still be used
+    /// (never beyond `max_stale`).
     fn lookup(&self, kid: &str, alg: Algorithm, stale_ok: bool) -> Lookup {
         let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
         let Some(set) = cache.as_ref() else {
             return Lookup::Missing;
         };
-        if !stale_ok && set.fresh_until <= Instant::now() {
-            return Lookup::Missing;
+        let now = Instant::now();
+        if set.fresh_until <= now {
+            if !stale_ok {
+                return Lookup::Missing;
+            }
+            let trusted_until = set.fresh_until.checked_add(self.inner.max_stale);
+            if trusted_until.is_none_or(|end| end <= now) {
+                return Lookup::TooStale;
+            }
         }
         match set.keys.get(kid) {
             Some((published, key)) if *published == alg => Lookup::Found(key.clone()),
@@ -367,6 +428,18 @@ impl Verifier {
         &self,
     ) -> Result<(HashMap<String, (Algorithm, DecodingKey)>, Duration), VerifyError> {
         let unavailable = |e: &dyn std::fmt::Display| VerifyError::KeysUnavailable(e.to_string());
+        // reqwest's own message omits why (a refused redirect, say): add
+        // the causes.
+        let request_failed = |e: reqwest::Error| {
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(inner) = cause {
+                message.push_str(": ");
+                message.push_str(&inner.to_string());
+                cause = inner.source();
+            }
+            VerifyError::KeysUnavailable(message)
+        };
         let mut response = self
             .inner
             .client
@@ -374,7 +447,20 @@ impl Verifier {
             .header(header::ACCEPT.as_str(), "application/json")
             .send()
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(request_failed)?;
+        // Whatever the client followed, the set must come from a URL we
+        // would have fetched ourselves.
+        let arrived_from = response.url();
+        if let Err(e) = secure_enough(arrived_from) {
+            return Err(unavailable(&format!(
+                "the key set was served from a URL that {e}"
+            )));
+        }
+        if self.inner.jwks_https && arrived_from.scheme() != "https" {
+            return Err(unavailable(
+                &"the key set was redirected from https to http",
+            ));
+        }
         if !response.status().is_success() {
             return Err(unavailable(&format!("HTTP {}", response.status())));
         }
@@ -408,6 +494,45 @@ impl Verifier {
         }
         Ok((keys, max_age))
     }
+}
+
+/// Whether keys may be fetched from (or trusted for) `url`: https, or plain
+/// http to a loopback host. `Err` completes "… {e}" in a message.
+fn secure_enough(url: &url::Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if crate::config::is_loopback_host(url) => Ok(()),
+        "http" => {
+            Err("must use https:// (plain http only for localhost, 127.0.0.0/8 and ::1)".to_owned())
+        }
+        other => Err(format!("has an unsupported scheme `{other}`")),
+    }
+}
+
+/// Whether a key-set fetch that went through `previous` may follow a
+/// redirect to `next`: at most [`MAX_REDIRECTS`], each target https (or
+/// http on loopback), and never to http once https was used.
+fn redirect_allowed(previous: &[url::Url], next: &url::Url) -> Result<(), String> {
+    if previous.len() >= MAX_REDIRECTS {
+        return Err(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    secure_enough(next).map_err(|e| format!("a redirect target {e}"))?;
+    if next.scheme() != "https" && previous.iter().any(|u| u.scheme() == "https") {
+        return Err("a redirect from https to http".to_owned());
+    }
+    Ok(())
+}
+
+/// The redirect policy of the verifier's own HTTP client (see
+/// [`redirect_allowed`]); use it for a client passed to
+/// [`VerifierBuilder::client`].
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        match redirect_allowed(attempt.previous(), attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        }
+    })
 }
 
 /// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as 0
@@ -582,5 +707,106 @@ mod tests {
                 .is_ok()
         );
         assert!(Verifier::builder("https://x").audience("a").build().is_ok());
+        assert!(
+            Verifier::builder("https://x")
+                .audience("a")
+                .max_stale(MAX_CACHE_CEILING + Duration::from_secs(1))
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback_hosts() {
+        let build = |issuer: &str| Verifier::builder(issuer).audience("a").build();
+        for refused in [
+            "http://auth.example.com",
+            "http://10.0.0.1:8080",
+            "http://[fe80::1]",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+        ] {
+            let err = build(refused)
+                .err()
+                .unwrap_or_else(|| panic!("{refused} accepted"));
+            assert!(err.to_string().contains("https://"), "{refused}: {err}");
+        }
+        for accepted in [
+            "https://auth.example.com",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:8080",
+        ] {
+            assert!(build(accepted).is_ok(), "{accepted}");
+        }
+        // The JWKS URL is held to the same rule, whatever the issuer.
+        let err = Verifier::builder("https://auth.example.com")
+            .audience("a")
+            .jwks_uri("http://keys.example.com/jwks.json")
+            .build()
+            .err()
+            .expect("an http JWKS URL off loopback is refused");
+        assert!(err.to_string().contains("jwks_uri"), "{err}");
+        assert!(
+            Verifier::builder("https://auth.example.com")
+                .audience("a")
+                .jwks_uri("http://127.0.0.1:9/jwks.json")
+                .build()
+                .is_ok()
+        );
+    }
+
+    /// The redirect rule, checked directly: an https test server is out of
+    /// reach here (no TLS server in the dependencies), so https → http is
+    /// shown on the decision the client's policy calls; tests/api/verify.rs
+    /// shows the policy is wired in with a real redirect off loopback.
+    #[test]
+    fn redirects_never_go_to_a_weaker_scheme() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let https = url("https://auth.example.com/.well-known/jwks.json");
+        let loopback = url("http://127.0.0.1:8080/jwks.json");
+        assert!(
+            redirect_allowed(
+                std::slice::from_ref(&https),
+                &url("https://cdn.example.com/k")
+            )
+            .is_ok()
+        );
+        let err = redirect_allowed(std::slice::from_ref(&https), &loopback).unwrap_err();
+        assert!(err.contains("https to http"), "{err}");
+        let err = redirect_allowed(
+            std::slice::from_ref(&https),
+            &url("http://cdn.example.com/k"),
+        )
+        .unwrap_err();
+        assert!(err.contains("https://"), "{err}");
+        assert!(
+            redirect_allowed(
+                std::slice::from_ref(&loopback),
+                &url("http://localhost:9/k")
+            )
+            .is_ok()
+        );
+        assert!(
+            redirect_allowed(
+                std::slice::from_ref(&loopback),
+                &url("https://auth.example.com/k")
+            )
+            .is_ok()
+        );
+        assert!(
+            redirect_allowed(
+                std::slice::from_ref(&loopback),
+                &url("http://auth.example.com/k")
+            )
+            .is_err()
+        );
+        assert!(
+            redirect_allowed(std::slice::from_ref(&loopback), &url("file:///etc/passwd")).is_err()
+        );
+        let three = [https.clone(), https.clone(), https.clone()];
+        assert!(redirect_allowed(&three, &https).is_err(), "at most three");
     }
 }

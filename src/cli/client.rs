@@ -59,6 +59,8 @@ pub struct VerifyArgs {
     pub token: String,
     /// The issuer the token must come from; its JWKS is at
     /// <ISSUER>/.well-known/jwks.json unless --jwks-uri says otherwise.
+    /// Both must be https:// (plain http only for localhost, 127.0.0.0/8
+    /// and ::1); redirects never lead to plain http.
     #[arg(long, env = "KEYMINT_ISSUER")]
     pub issuer: String,
     /// The audience the token must be for (default: any; a service must

@@ -472,10 +472,11 @@ async fn checklist(
         .map_err(OAuthError::rate_limited)?;
 
     let now_unix = now.timestamp();
-    let signer = state
-        .keyring
-        .signer(now_unix)
-        .ok_or_else(|| OAuthError::server_error("no active signing key"))?;
+    let signer = state.keyring.signer(now_unix).ok_or_else(|| {
+        // /readyz says the same; the reload loop repairs it.
+        tracing::error!("no signing key can sign");
+        OAuthError::unavailable(1)
+    })?;
     let claims = issue::claims(
         &candidate,
         &decision,

@@ -1,5 +1,5 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve:
-//! the database answers and a signing key is loaded).
+//! the database answers and a loaded key can sign now).
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "meta",
     responses(
-        (status = 200, description = "The database answers", body = crate::openapi::Health),
+        (status = 200, description = "The database answers and a key can sign", body = crate::openapi::Health),
         (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::Health,
             headers(("Retry-After" = u32))),
     ))]
@@ -42,6 +42,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             tracing::error!(error = %err, "readiness check failed");
             return not_ready("readiness check failed");
         }
+    }
+    // A retired or revoked key is never counted: the ring answers for the
+    // key that would sign a token now.
+    if state
+        .keyring
+        .signer(chrono::Utc::now().timestamp())
+        .is_none()
+    {
+        return not_ready("no signing key can sign");
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }

@@ -3,9 +3,15 @@
 //!
 //! Lifecycle, all derived from times in the database so every replica agrees:
 //! a key is `next` while `activates_at` is in the future (published, not
-//! signing), `active` when it is the newest activated unrevoked key, and
-//! `retired` once a successor activated (`retired_at`). A retired key stays
-//! published for max TTL + leeway + JWKS max-age after it last signed.
+//! signing), and signs from `activates_at` until `retired_at`, which is the
+//! activation of its successor. A key that is revoked, or whose `retired_at`
+//! has passed, never signs again. A retired key stays published for max TTL
+//! + leeway + JWKS max-age after it last signed.
+//!
+//! Every change to the schedule ends in [`settle`], under the `signing`
+//! lock: something can sign from now on, a next key is scheduled, and each
+//! hand-over points at a key that still exists, so revoking a key (even one
+//! about to take over) never leaves a moment with no signer.
 //!
 //! This module never logs or returns private key material; the JWKS holds
 //! exactly `kty crv x (y) kid alg use`.
@@ -195,50 +201,162 @@ fn secs(s: u64) -> Duration {
     Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }
 
-/// At start and on every reload: makes sure an active and a next key exist.
-/// Runs under the `signing` lock so concurrent replicas create each once.
+/// At start and on every reload: makes sure a key can sign now and a next
+/// one is scheduled (see [`settle`]). Runs under the `signing` lock so
+/// concurrent replicas repair the schedule once. `Ok(true)` if it changed.
 pub fn ensure_keys(
     conn: &mut AnyConnection,
     master: &MasterKey,
     settings: &SigningSettings,
     now: NaiveDateTime,
 ) -> Result<bool, SigningError> {
-    let rows = load_rows(conn)?;
-    if has_active(&rows, now) && has_next(&rows, now) {
+    if is_settled(&load_rows(conn)?, now) {
         return Ok(false);
     }
+    let actor = Actor::system("system:signing");
+    let why = Why {
+        actor: &actor,
+        origin: &Origin::default(),
+        reason: "no key could sign",
+    };
     db::exclusive_transaction(conn, "signing", |conn| {
-        let rows = load_rows(conn)?;
-        let alg = jwt_algorithm(settings.alg);
-        let mut created = false;
-        if !has_active(&rows, now) {
-            // Nothing could have been signed before the first key exists, so
-            // it may sign at once.
-            let row = generate_row(alg, master, now, now)?;
-            diesel::insert_into(dsl::signing_keys)
-                .values(&row)
-                .execute(conn)?;
-            created = true;
-        }
-        if !has_next(&rows, now) {
-            let row = generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
-            diesel::insert_into(dsl::signing_keys)
-                .values(&row)
-                .execute(conn)?;
-            created = true;
-        }
-        Ok(created)
+        let changes = settle(conn, master, settings, now, &why)?;
+        Ok(changes != Settled::default())
     })
 }
 
-fn has_active(rows: &[SigningKeyRow], now: NaiveDateTime) -> bool {
-    rows.iter()
-        .any(|r| r.revoked_at.is_none() && r.activates_at <= now)
+/// Unrevoked and not yet retired: signing now or scheduled to.
+fn is_live(row: &SigningKeyRow, now: NaiveDateTime) -> bool {
+    row.revoked_at.is_none() && row.retired_at.is_none_or(|retired| retired > now)
 }
 
-fn has_next(rows: &[SigningKeyRow], now: NaiveDateTime) -> bool {
+/// The key that signs at `now`: of the live keys already activated, the
+/// one activated last. A revoked or retired key is never it.
+pub fn active_at(rows: &[SigningKeyRow], now: NaiveDateTime) -> Option<&SigningKeyRow> {
     rows.iter()
-        .any(|r| r.revoked_at.is_none() && r.activates_at > now)
+        .filter(|r| is_live(r, now) && r.activates_at <= now)
+        .max_by_key(|r| (r.activates_at, r.created_at))
+}
+
+/// The live keys in the order they sign, each paired with the `retired_at`
+/// it should have: the activation of the key after it (none for the last).
+fn handovers(
+    rows: &[SigningKeyRow],
+    now: NaiveDateTime,
+) -> Vec<(&SigningKeyRow, Option<NaiveDateTime>)> {
+    let mut live: Vec<&SigningKeyRow> = rows.iter().filter(|r| is_live(r, now)).collect();
+    live.sort_by_key(|r| (r.activates_at, r.created_at));
+    (0..live.len())
+        .map(|i| (live[i], live.get(i + 1).map(|n| n.activates_at)))
+        .collect()
+}
+
+/// Whether [`settle`] would change nothing.
+fn is_settled(rows: &[SigningKeyRow], now: NaiveDateTime) -> bool {
+    let chain = handovers(rows, now);
+    chain.iter().any(|(r, _)| r.activates_at <= now)
+        && chain.iter().any(|(r, _)| r.activates_at > now)
+        && chain.iter().all(|(r, wanted)| r.retired_at == *wanted)
+}
+
+/// Who a settling is done for, for the audit of a key it activates.
+pub struct Why<'a> {
+    pub actor: &'a Actor,
+    pub origin: &'a Origin,
+    pub reason: &'static str,
+}
+
+/// What [`settle`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// The key made to sign at once because nothing else could.
+    pub activated: Option<String>,
+    /// A new next key.
+    pub created_next: Option<String>,
+    /// Keys whose hand-over time moved (a successor was revoked, or a
+    /// successor appeared).
+    pub rescheduled: Vec<String>,
+}
+
+/// Inside a transaction holding the `signing` lock: when nothing can sign
+/// now, the earliest scheduled key is promoted (or, with none, a key is
+/// generated) to sign at once; a next key is created if none is scheduled;
+/// and every live key's `retired_at` becomes its successor's activation.
+/// So revoking a successor before it activates cancels its predecessor's
+/// retirement instead of leaving nobody to sign at the switch time.
+pub fn settle(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    settings: &SigningSettings,
+    now: NaiveDateTime,
+    why: &Why<'_>,
+) -> Result<Settled, SigningError> {
+    let alg = jwt_algorithm(settings.alg);
+    let mut settled = Settled::default();
+    let rows = load_rows(conn)?;
+    // A database's first key is not an incident worth an audit event.
+    let first_key = rows.is_empty();
+    if active_at(&rows, now).is_none() {
+        let scheduled = rows
+            .iter()
+            .filter(|r| is_live(r, now) && r.activates_at > now)
+            .min_by_key(|r| (r.activates_at, r.created_at));
+        let kid = match scheduled {
+            Some(next) => {
+                diesel::update(dsl::signing_keys.find(&next.kid))
+                    .set(dsl::activates_at.eq(now))
+                    .execute(conn)?;
+                next.kid.clone()
+            }
+            None => {
+                // Nothing could have been signed by a key that does not
+                // exist yet, so it may sign at once.
+                let row = generate_row(alg, master, now, now)?;
+                diesel::insert_into(dsl::signing_keys)
+                    .values(&row)
+                    .execute(conn)?;
+                row.kid
+            }
+        };
+        settled.activated = Some(kid);
+    }
+    let rows = load_rows(conn)?;
+    if !rows.iter().any(|r| is_live(r, now) && r.activates_at > now) {
+        let row = generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
+        diesel::insert_into(dsl::signing_keys)
+            .values(&row)
+            .execute(conn)?;
+        settled.created_next = Some(row.kid);
+    }
+    let rows = load_rows(conn)?;
+    for (row, wanted) in handovers(&rows, now) {
+        if row.retired_at != wanted {
+            diesel::update(dsl::signing_keys.find(&row.kid))
+                .set(dsl::retired_at.eq(wanted))
+                .execute(conn)?;
+            settled.rescheduled.push(row.kid.clone());
+        }
+    }
+    if let Some(activated) = settled.activated.as_ref().filter(|_| !first_key) {
+        audit::write(
+            conn,
+            audit::Record {
+                tenant_id: None,
+                action: "signing_key.activated",
+                actor: why.actor,
+                origin: why.origin,
+                target_type: "signing_key",
+                target_id: activated,
+                success: true,
+                details: serde_json::json!({
+                    "reason": why.reason,
+                    "next": settled.created_next,
+                }),
+            },
+            now,
+        )?;
+    }
+    Ok(settled)
 }
 
 pub fn load_rows(conn: &mut AnyConnection) -> Result<Vec<SigningKeyRow>, DbError> {
@@ -273,8 +391,8 @@ pub fn rotate(
         let rows = load_rows(conn)?;
         let next = rows
             .iter()
-            .filter(|r| r.revoked_at.is_none() && r.activates_at > now)
-            .min_by_key(|r| r.activates_at)
+            .filter(|r| is_live(r, now) && r.activates_at > now)
+            .min_by_key(|r| (r.activates_at, r.created_at))
             .ok_or(SigningError::NoKey)?;
         let age_s = (now - next.created_at).num_seconds();
         let needed_s = i64::try_from(settings.prepublish_s).unwrap_or(i64::MAX);
@@ -282,10 +400,7 @@ pub fn rotate(
             return Err(SigningError::TooYoung { age_s, needed_s });
         }
         let switch_at = now + secs(settings.reload_s);
-        let current = rows
-            .iter()
-            .filter(|r| r.revoked_at.is_none() && r.activates_at <= now)
-            .max_by_key(|r| r.activates_at);
+        let current = active_at(&rows, now);
         diesel::update(dsl::signing_keys.find(&next.kid))
             .set(dsl::activates_at.eq(switch_at))
             .execute(conn)?;
@@ -304,6 +419,13 @@ pub fn rotate(
         diesel::insert_into(dsl::signing_keys)
             .values(&new_next)
             .execute(conn)?;
+        // The promoted key now hands over to the new next one.
+        let why = Why {
+            actor,
+            origin,
+            reason: "rotation",
+        };
+        settle(conn, master, settings, now, &why)?;
         audit::write(
             conn,
             audit::Record {
@@ -335,7 +457,6 @@ pub fn rotate(
 pub struct Signer {
     pub kid: String,
     pub alg: Algorithm,
-    activates_at: i64,
     encoding: EncodingKey,
     header: Header,
     /// Keeps the parsed pair in `crypto`'s cache, where `sign` finds it,
@@ -350,6 +471,20 @@ impl Signer {
     }
 }
 
+/// When a signer signs, in unix seconds: from `activates_at` until
+/// `retires_at` (exclusive).
+struct Slot {
+    signer: Arc<Signer>,
+    activates_at: i64,
+    retires_at: Option<i64>,
+}
+
+impl Slot {
+    fn signs_at(&self, now_unix: i64) -> bool {
+        self.activates_at <= now_unix && self.retires_at.is_none_or(|r| r > now_unix)
+    }
+}
+
 struct Verifier {
     alg: Algorithm,
     key: DecodingKey,
@@ -357,10 +492,65 @@ struct Verifier {
 
 /// What the key ring knows at one moment; replaced whole on reload.
 struct Ring {
-    /// Unrevoked keys with private parts, newest activation first.
-    signers: Vec<Arc<Signer>>,
+    /// Live keys with private parts, newest activation first.
+    slots: Vec<Slot>,
     verifiers: HashMap<String, Verifier>,
+    published: Vec<PublicJwk>,
     jwks: Arc<[u8]>,
+}
+
+impl Ring {
+    /// This ring without the keys `rows` no longer hold unrevoked, on the
+    /// schedule `rows` give the rest: what a replica serves when it cannot
+    /// rebuild its ring, so that a revocation (and the promotion that came
+    /// with it) still takes effect on it.
+    fn without_withdrawn(&self, rows: &[SigningKeyRow]) -> Result<Ring, SigningError> {
+        let row_of = |kid: &str| rows.iter().find(|r| r.kid == kid && r.revoked_at.is_none());
+        let kept = |kid: &str| row_of(kid).is_some();
+        let mut slots: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let row = row_of(&s.signer.kid)?;
+                Some(Slot {
+                    signer: s.signer.clone(),
+                    activates_at: row.activates_at.and_utc().timestamp(),
+                    retires_at: row.retired_at.map(|r| r.and_utc().timestamp()),
+                })
+            })
+            .collect();
+        slots.sort_by_key(|s| std::cmp::Reverse(s.activates_at));
+        let verifiers = self
+            .verifiers
+            .iter()
+            .filter(|(kid, _)| kept(kid))
+            .map(|(kid, v)| {
+                let verifier = Verifier {
+                    alg: v.alg,
+                    key: v.key.clone(),
+                };
+                (kid.clone(), verifier)
+            })
+            .collect();
+        let published: Vec<PublicJwk> = self
+            .published
+            .iter()
+            .filter(|j| kept(&j.kid))
+            .cloned()
+            .collect();
+        Ok(Ring {
+            slots,
+            verifiers,
+            jwks: jwks_document(&published)?,
+            published,
+        })
+    }
+}
+
+fn jwks_document(published: &[PublicJwk]) -> Result<Arc<[u8]>, SigningError> {
+    let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
+        .map_err(|_| SigningError::NoKey)?;
+    Ok(Arc::from(jwks))
 }
 
 /// The in-memory key ring every request signs and verifies with.
@@ -385,7 +575,10 @@ impl KeyRing {
     }
 
     /// Rebuilds the ring from fresh rows; keys already parsed are reused,
-    /// keys that no longer sign (retired, revoked) are let go.
+    /// keys that no longer sign (retired, revoked) are let go. When the
+    /// rows cannot be built into a ring (a key fails to decrypt), the
+    /// current ring is kept minus every key the rows revoke or no longer
+    /// hold, and the error is returned.
     pub fn reload(
         &self,
         rows: &[SigningKeyRow],
@@ -393,7 +586,11 @@ impl KeyRing {
         now: NaiveDateTime,
     ) -> Result<(), SigningError> {
         let current = self.snapshot();
-        let built = build_ring(rows, master, self.jwks_max_age_s, now, Some(&current))?;
+        let (built, outcome) =
+            match build_ring(rows, master, self.jwks_max_age_s, now, Some(&current)) {
+                Ok(built) => (built, Ok(())),
+                Err(err) => (current.without_withdrawn(rows)?, Err(err)),
+            };
         if let Ok(mut slot) = self.ring.write() {
             *slot = Arc::new(built);
         }
@@ -401,7 +598,7 @@ impl KeyRing {
         // key until the next reload), its dropped keys leave the cache.
         drop(current);
         crypto::forget_unused();
-        Ok(())
+        outcome
     }
 
     fn snapshot(&self) -> Arc<Ring> {
@@ -411,21 +608,21 @@ impl KeyRing {
         }
     }
 
-    /// The key that signs now: the newest whose activation time has passed.
+    /// The key that signs now: the newest activated one not yet retired.
     pub fn signer(&self, now_unix: i64) -> Option<Arc<Signer>> {
         self.snapshot()
-            .signers
+            .slots
             .iter()
-            .find(|s| s.activates_at <= now_unix)
-            .cloned()
+            .find(|s| s.signs_at(now_unix))
+            .map(|s| s.signer.clone())
     }
 
     /// When the signing key became active, and when the next one activates.
     pub fn schedule(&self, now_unix: i64) -> Option<(i64, Option<i64>)> {
         let ring = self.snapshot();
-        let active = ring.signers.iter().find(|s| s.activates_at <= now_unix)?;
+        let active = ring.slots.iter().find(|s| s.signs_at(now_unix))?;
         let next = ring
-            .signers
+            .slots
             .iter()
             .filter(|s| s.activates_at > now_unix)
             .map(|s| s.activates_at)
@@ -455,7 +652,7 @@ fn build_ring(
 ) -> Result<Ring, SigningError> {
     let publish_after_retirement =
         Duration::seconds(MAX_TOKEN_TTL_S + LEEWAY_S) + secs(jwks_max_age_s);
-    let mut signers = Vec::new();
+    let mut slots = Vec::new();
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();
     for row in rows {
@@ -481,45 +678,46 @@ fn build_ring(
         };
         verifiers.insert(row.kid.clone(), Verifier { alg, key: decoding });
         published.push(jwk);
-        let signs_later = row.retired_at.is_none_or(|retired| retired > now);
-        if signs_later {
-            let reused = previous.and_then(|p| p.signers.iter().find(|s| s.kid == row.kid));
-            let activates_at = row.activates_at.and_utc().timestamp();
-            let signer = match reused {
-                Some(s) if s.activates_at == activates_at => s.clone(),
-                _ => {
-                    let pkcs8 = master
-                        .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
-                        .map_err(|e| key_error(&e.to_string()))?;
-                    let parsed =
-                        crypto::register(alg, &pkcs8).map_err(|_| key_error("unparsable key"))?;
-                    let encoding = match alg {
-                        Algorithm::EdDSA => EncodingKey::from_ed_der(&pkcs8),
-                        _ => EncodingKey::from_ec_der(&pkcs8),
-                    };
-                    let mut header = Header::new(alg);
-                    header.typ = Some(TOKEN_TYPE.to_owned());
-                    header.kid = Some(row.kid.clone());
-                    Arc::new(Signer {
-                        kid: row.kid.clone(),
-                        alg,
-                        activates_at,
-                        encoding,
-                        header,
-                        _parsed: parsed,
-                    })
-                }
-            };
-            signers.push(signer);
+        if !is_live(row, now) {
+            continue;
         }
+        let reused = previous.and_then(|p| p.slots.iter().find(|s| s.signer.kid == row.kid));
+        let signer = match reused {
+            Some(s) => s.signer.clone(),
+            None => {
+                let pkcs8 = master
+                    .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
+                    .map_err(|e| key_error(&e.to_string()))?;
+                let parsed =
+                    crypto::register(alg, &pkcs8).map_err(|_| key_error("unparsable key"))?;
+                let encoding = match alg {
+                    Algorithm::EdDSA => EncodingKey::from_ed_der(&pkcs8),
+                    _ => EncodingKey::from_ec_der(&pkcs8),
+                };
+                let mut header = Header::new(alg);
+                header.typ = Some(TOKEN_TYPE.to_owned());
+                header.kid = Some(row.kid.clone());
+                Arc::new(Signer {
+                    kid: row.kid.clone(),
+                    alg,
+                    encoding,
+                    header,
+                    _parsed: parsed,
+                })
+            }
+        };
+        slots.push(Slot {
+            signer,
+            activates_at: row.activates_at.and_utc().timestamp(),
+            retires_at: row.retired_at.map(|r| r.and_utc().timestamp()),
+        });
     }
-    signers.sort_by_key(|s| std::cmp::Reverse(s.activates_at));
-    let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
-        .map_err(|_| SigningError::NoKey)?;
+    slots.sort_by_key(|s| std::cmp::Reverse(s.activates_at));
     Ok(Ring {
-        signers,
+        slots,
         verifiers,
-        jwks: Arc::from(jwks),
+        jwks: jwks_document(&published)?,
+        published,
     })
 }
 
@@ -531,19 +729,17 @@ pub fn state_of(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime)
     if row.activates_at > now {
         return "next";
     }
-    let newest_active = rows
-        .iter()
-        .filter(|r| r.revoked_at.is_none() && r.activates_at <= now)
-        .max_by_key(|r| r.activates_at);
-    match newest_active {
+    match active_at(rows, now) {
         Some(active) if active.kid == row.kid => "active",
         _ => "retired",
     }
 }
 
-/// Emergency revoke: the key leaves the JWKS, its tokens stop verifying,
-/// and if it was signing, the next key signs from now on (a new next is
-/// made). Idempotent. `None` when there is no such key.
+/// Emergency revoke: the key leaves the JWKS and its tokens stop
+/// verifying. If it was signing, the next key signs from now on (and a new
+/// next is made); if it was about to take over, its predecessor keeps
+/// signing until the key after it activates. Idempotent. `None` when there
+/// is no such key.
 pub fn revoke(
     conn: &mut AnyConnection,
     master: &MasterKey,
@@ -561,13 +757,19 @@ pub fn revoke(
         if row.revoked_at.is_some() {
             return Ok(Some(row.clone()));
         }
-        let was_active = state_of(row, &rows, now) == "active";
+        let state = state_of(row, &rows, now);
         diesel::update(dsl::signing_keys.find(kid))
             .set((
                 dsl::revoked_at.eq(now),
-                dsl::retired_at.eq(row.retired_at.unwrap_or(now)),
+                dsl::retired_at.eq(row.retired_at.filter(|r| *r <= now).unwrap_or(now)),
             ))
             .execute(conn)?;
+        let why = Why {
+            actor,
+            origin,
+            reason: "emergency revoke",
+        };
+        let settled = settle(conn, master, settings, now, &why)?;
         audit::write(
             conn,
             audit::Record {
@@ -578,51 +780,15 @@ pub fn revoke(
                 target_type: "signing_key",
                 target_id: kid,
                 success: true,
-                details: serde_json::json!({ "was_active": was_active }),
+                details: serde_json::json!({
+                    "was_active": state == "active",
+                    "state": state,
+                    "activated": settled.activated,
+                    "rescheduled": settled.rescheduled,
+                }),
             },
             now,
         )?;
-        if was_active {
-            let alg = jwt_algorithm(settings.alg);
-            let next = rows
-                .iter()
-                .filter(|r| r.revoked_at.is_none() && r.activates_at > now)
-                .min_by_key(|r| r.activates_at);
-            let promoted = match next {
-                Some(next) => {
-                    diesel::update(dsl::signing_keys.find(&next.kid))
-                        .set(dsl::activates_at.eq(now))
-                        .execute(conn)?;
-                    next.kid.clone()
-                }
-                None => {
-                    let fresh = generate_row(alg, master, now, now)?;
-                    diesel::insert_into(dsl::signing_keys)
-                        .values(&fresh)
-                        .execute(conn)?;
-                    fresh.kid
-                }
-            };
-            let new_next =
-                generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
-            diesel::insert_into(dsl::signing_keys)
-                .values(&new_next)
-                .execute(conn)?;
-            audit::write(
-                conn,
-                audit::Record {
-                    tenant_id: None,
-                    action: "signing_key.activated",
-                    actor,
-                    origin,
-                    target_type: "signing_key",
-                    target_id: &promoted,
-                    success: true,
-                    details: serde_json::json!({ "reason": "emergency revoke", "next": new_next.kid }),
-                },
-                now,
-            )?;
-        }
         let updated = load_rows(conn)?.into_iter().find(|r| r.kid == kid);
         Ok(updated)
     })
@@ -729,5 +895,100 @@ mod tests {
         let signer = ring.signer(now.and_utc().timestamp()).unwrap();
         assert_eq!(signer.kid, next.kid);
         signer.sign(&serde_json::json!({"sub": "s"})).unwrap();
+    }
+
+    fn settings() -> SigningSettings {
+        SigningSettings {
+            alg: SigningAlg::ES256,
+            jwks_max_age_s: 300,
+            prepublish_s: 600,
+            reload_s: 30,
+            rotation_interval_s: 86_400,
+        }
+    }
+
+    /// Finding 4's state: the signing key retires at the switch, the key
+    /// that was to take over is revoked, the one after it is a month away.
+    #[test]
+    fn a_revoked_successor_is_skipped_in_the_hand_over_chain() {
+        crypto::install();
+        let master = MasterKey::from_bytes([3; 32]);
+        let now = Utc::now().naive_utc();
+        let switch = now + Duration::seconds(30);
+        let later = switch + Duration::days(30);
+        let mut active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        active.retired_at = Some(switch);
+        let mut revoked = generate_row(Algorithm::ES256, &master, now, switch).unwrap();
+        revoked.revoked_at = Some(now);
+        revoked.retired_at = Some(now);
+        let after = generate_row(Algorithm::ES256, &master, now, later).unwrap();
+        let rows = vec![after.clone(), revoked.clone(), active.clone()];
+
+        assert!(!is_settled(&rows, now));
+        let chain: Vec<(&str, Option<NaiveDateTime>)> = handovers(&rows, now)
+            .into_iter()
+            .map(|(r, wanted)| (r.kid.as_str(), wanted))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                (active.kid.as_str(), Some(later)),
+                (after.kid.as_str(), None)
+            ]
+        );
+        // Past the switch, nothing live has activated: nothing is active.
+        let past = switch + Duration::seconds(1);
+        assert!(active_at(&rows, past).is_none());
+        assert_eq!(state_of(&active, &rows, past), "retired");
+        assert_eq!(state_of(&revoked, &rows, now), "revoked");
+    }
+
+    /// A retired key never signs, even while its row is still published;
+    /// the ring knows each key's end.
+    #[test]
+    fn a_key_past_its_retirement_never_signs() {
+        crypto::install();
+        let master = MasterKey::from_bytes([4; 32]);
+        let now = Utc::now().naive_utc();
+        let mut active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        active.retired_at = Some(now + Duration::seconds(10));
+        let ring = KeyRing::load(std::slice::from_ref(&active), &master, &settings(), now).unwrap();
+        let at = |d: i64| (now + Duration::seconds(d)).and_utc().timestamp();
+        assert!(ring.signer(at(9)).is_some());
+        assert!(ring.signer(at(10)).is_none(), "retired at its retired_at");
+        assert!(ring.schedule(at(10)).is_none());
+        // Still published, so its tokens verify.
+        assert!(ring.decoding_key(&active.kid, Algorithm::ES256).is_some());
+    }
+
+    /// When a reload cannot build the new ring (a key fails to decrypt),
+    /// the revocation it carries still takes effect: the revoked key stops
+    /// signing and leaves the JWKS, and the promoted key signs.
+    #[test]
+    fn a_failed_reload_still_withdraws_revoked_keys() {
+        crypto::install();
+        let master = MasterKey::from_bytes([5; 32]);
+        let now = Utc::now().naive_utc();
+        let active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        let next = generate_row(Algorithm::ES256, &master, now, now + Duration::days(1)).unwrap();
+        let ring =
+            KeyRing::load(&[next.clone(), active.clone()], &master, &settings(), now).unwrap();
+
+        let mut revoked = active.clone();
+        revoked.revoked_at = Some(now);
+        revoked.retired_at = Some(now);
+        let mut promoted = next.clone();
+        promoted.activates_at = now;
+        let mut unreadable =
+            generate_row(Algorithm::ES256, &master, now, now + Duration::days(2)).unwrap();
+        unreadable.private_key_enc = vec![0; 40];
+        let rows = vec![unreadable, promoted, revoked];
+        assert!(ring.reload(&rows, &master, now).is_err());
+
+        let jwks = String::from_utf8(ring.jwks().to_vec()).unwrap();
+        assert!(!jwks.contains(&active.kid) && jwks.contains(&next.kid));
+        assert!(ring.decoding_key(&active.kid, Algorithm::ES256).is_none());
+        let signer = ring.signer(now.and_utc().timestamp()).unwrap();
+        assert_eq!(signer.kid, next.kid);
     }
 }

@@ -18,6 +18,7 @@ mod powers_matrix;
 mod powers_model;
 mod readme;
 mod settings;
+mod signing;
 mod tenants;
 mod token;
 mod verify;

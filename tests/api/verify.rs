@@ -348,3 +348,204 @@ async fn the_token_and_verify_commands_work_for_scripts() {
 fn claims_for_cli(app: &TestApp, iat: i64) -> AccessClaims {
     claims(app, iat, 60)
 }
+
+/// A stand-in for the issuer's JWKS endpoint that a test can break:
+/// `/jwks.json` serves `jwks` (`max-age=1`) or 503 while failing; `/moved`
+/// redirects off loopback over plain http; `/hop` redirects to
+/// `localhost`'s `/jwks.json`.
+struct JwksStandIn {
+    base: String,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl JwksStandIn {
+    async fn start(jwks: String) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let failing = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (fail, count) = (failing.clone(), served.clone());
+        let server = actix_web::HttpServer::new(move || {
+            let (fail, count, jwks) = (fail.clone(), count.clone(), jwks.clone());
+            App::new()
+                .route(
+                    "/jwks.json",
+                    web::get().to(move || {
+                        let (fail, count, jwks) = (fail.clone(), count.clone(), jwks.clone());
+                        async move {
+                            if fail.load(Ordering::SeqCst) {
+                                return HttpResponse::ServiceUnavailable().finish();
+                            }
+                            count.fetch_add(1, Ordering::SeqCst);
+                            HttpResponse::Ok()
+                                .insert_header(("Cache-Control", "public, max-age=1"))
+                                .content_type("application/json")
+                                .body(jwks)
+                        }
+                    }),
+                )
+                .route(
+                    "/moved",
+                    web::get().to(|| async {
+                        // TEST-NET-1: never reachable, and never contacted.
+                        HttpResponse::Found()
+                            .insert_header(("Location", "http://192.0.2.1/jwks.json"))
+                            .finish()
+                    }),
+                )
+                .route(
+                    "/hop",
+                    web::get().to(move || async move {
+                        HttpResponse::Found()
+                            .insert_header((
+                                "Location",
+                                format!("http://localhost:{port}/jwks.json"),
+                            ))
+                            .finish()
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            failing,
+            served,
+            server: handle,
+        }
+    }
+
+    fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Finding 8: while the key-set fetch keeps failing, cached keys are
+/// trusted for `max_stale` past their freshness and no longer; tokens are
+/// then refused with a clear error until a fetch succeeds again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_keys_are_trusted_only_up_to_max_stale() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = token_for(&app, "a").await;
+    let jwks = app
+        .get("/.well-known/jwks.json")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stand_in = JwksStandIn::start(jwks).await;
+    let verifier = Verifier::builder(&app.issuer)
+        .audience(AUDIENCE)
+        .jwks_uri(format!("{}/jwks.json", stand_in.base))
+        .min_refresh(Duration::from_millis(100))
+        .max_stale(Duration::from_secs(2))
+        .build()
+        .unwrap();
+
+    let fetched = std::time::Instant::now();
+    verifier.verify(&token).await.expect("fresh keys verify");
+    stand_in.fail(true);
+    // Stale (max-age=1 has passed) and unrefreshable, but within max_stale.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    verifier
+        .verify(&token)
+        .await
+        .expect("stale keys serve within max_stale");
+    // Past freshness + max_stale: refused, saying why.
+    tokio::time::sleep(Duration::from_millis(3400).saturating_sub(fetched.elapsed())).await;
+    for _ in 0..3 {
+        match verifier.verify(&token).await {
+            Err(VerifyError::KeysUnavailable(why)) => {
+                assert!(why.contains("max_stale"), "{why}")
+            }
+            other => panic!("a key stale past max_stale was used: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // A successful fetch restores service.
+    stand_in.fail(false);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    verifier.verify(&token).await.expect("fresh keys again");
+    assert!(stand_in.served.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    stand_in.server.stop(false).await;
+}
+
+/// Finding 8: plain http off loopback is refused when the verifier is
+/// built (the library and `keymint verify`), and a redirect to such a URL
+/// is not followed; a redirect that stays on loopback is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_off_loopback_is_refused_and_never_redirected_to() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = token_for(&app, "a").await;
+
+    for issuer in ["http://auth.example.com", "http://10.1.2.3:8080"] {
+        let err = Verifier::builder(issuer)
+            .audience(AUDIENCE)
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("{issuer} accepted"));
+        assert!(matches!(err, VerifyError::Config(_)), "{err:?}");
+        let (code, _, stderr) = run_cli(
+            &["verify", &token, "--issuer", issuer, "--audience", AUDIENCE],
+            &[],
+        )
+        .await;
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("https://"), "{stderr}");
+    }
+    let (code, _, stderr) = run_cli(
+        &[
+            "verify",
+            &token,
+            "--issuer",
+            &app.issuer,
+            "--jwks-uri",
+            "http://keys.example.com/jwks.json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "an http JWKS URL off loopback: {stderr}");
+
+    let jwks = app
+        .get("/.well-known/jwks.json")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stand_in = JwksStandIn::start(jwks).await;
+    let through = |path: &str| {
+        Verifier::builder(&app.issuer)
+            .audience(AUDIENCE)
+            .jwks_uri(format!("{}{path}", stand_in.base))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    match through("/moved").verify(&token).await {
+        Err(VerifyError::KeysUnavailable(why)) => {
+            assert!(why.contains("redirect target"), "{why}")
+        }
+        other => panic!("a redirect to plain http off loopback was followed: {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused before any connection to the target"
+    );
+    through("/hop")
+        .verify(&token)
+        .await
+        .expect("a redirect that stays on loopback is followed");
+    stand_in.server.stop(false).await;
+}
