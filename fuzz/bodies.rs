@@ -221,6 +221,8 @@ fn signed_fixture() -> &'static SignedFixture {
             max_connections: 1,
             connect_timeout_ms: 1000,
             sqlite_busy_timeout_ms: 1000,
+            admin_max_connections: 1,
+            admin_query_timeout_ms: 1000,
         };
         let mut conn = db::connect(&settings).expect("in-memory database");
         db::migrate(&mut conn).expect("migrations");
