@@ -221,6 +221,8 @@ fn signed_fixture() -> &'static SignedFixture {
             max_connections: 1,
             connect_timeout_ms: 1000,
             sqlite_busy_timeout_ms: 1000,
+            admin_max_connections: 1,
+            admin_query_timeout_ms: 1000,
         };
         let mut conn = db::connect(&settings).expect("in-memory database");
         db::migrate(&mut conn).expect("migrations");
@@ -261,8 +263,9 @@ fn signed_fixture() -> &'static SignedFixture {
     })
 }
 
-/// `signed::verify` against the fixture database; nonces are forgotten
-/// afterwards so every input is judged alone.
+/// `signed::verify`, then `signed::record_nonce` (as an admitted request
+/// goes), against the fixture database; nonces are forgotten afterwards so
+/// every input is judged alone.
 fn verify_signed(request: &signed::SignedRequest, twice: bool) -> Vec<Result<String, SignedError>> {
     let fixture = signed_fixture();
     let mut conn = fixture.conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,6 +273,10 @@ fn verify_signed(request: &signed::SignedRequest, twice: bool) -> Vec<Result<Str
     let mut outcomes = Vec::new();
     for _ in 0..if twice { 2 } else { 1 } {
         let outcome = signed::verify(&mut conn, &fixture.master, request, now)
+            .and_then(|verified| match verified {
+                Ok(candidate) => signed::record_nonce(&mut conn, request, candidate, now),
+                Err(refused) => Ok(Err(refused)),
+            })
             .expect("the fixture database answers");
         outcomes.push(
             outcome

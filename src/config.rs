@@ -86,6 +86,8 @@ struct RawDatabase {
     max_connections: u32,
     connect_timeout_ms: u64,
     sqlite_busy_timeout_ms: u64,
+    admin_max_connections: u32,
+    admin_query_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -143,6 +145,8 @@ pub struct UsageSettings {
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub failed_auth_per_minute: u32,
+    /// Admin-API requests per second per calling key (burst ⌈rate⌉).
+    pub admin_per_s: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +237,11 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
     pub sqlite_busy_timeout_ms: u64,
+    /// Connections kept apart for admin lists and searches, which never
+    /// use the token endpoints' `max_connections`.
+    pub admin_max_connections: u32,
+    /// How long one admin list or search may run.
+    pub admin_query_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -421,6 +430,27 @@ impl RawSettings {
             1,
             100_000,
         )?;
+        check_range(
+            "database.admin_max_connections",
+            self.database.admin_max_connections,
+            1,
+            16,
+        )?;
+        check_range(
+            "database.admin_query_timeout_ms",
+            self.database.admin_query_timeout_ms,
+            100,
+            60_000,
+        )?;
+        if !self.limits.admin_per_s.is_finite() {
+            return Err(ConfigError::field("limits.admin_per_s", "must be a number"));
+        }
+        check_range(
+            "limits.admin_per_s",
+            self.limits.admin_per_s,
+            0.1,
+            100_000.0,
+        )?;
         check_range("audit.retention_days", self.audit.retention_days, 1, 36_500)?;
         check_range("janitor.interval_s", self.janitor.interval_s, 1, 3_600)?;
         check_range(
@@ -457,6 +487,8 @@ impl RawSettings {
                 max_connections: self.database.max_connections,
                 connect_timeout_ms: self.database.connect_timeout_ms,
                 sqlite_busy_timeout_ms: self.database.sqlite_busy_timeout_ms,
+                admin_max_connections: self.database.admin_max_connections,
+                admin_query_timeout_ms: self.database.admin_query_timeout_ms,
             },
             log: self.log,
             tokens: TokenSettings {

@@ -73,6 +73,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_s: u64 },
     #[error("service unavailable")]
     Unavailable,
+    /// 503 for a list or search that could not run, or not finish, in its
+    /// bounds; the detail says what to change.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("internal error")]
     Internal,
 }
@@ -113,6 +117,7 @@ impl ApiError {
             Self::Unprocessable { .. } => ("policy-violation", "Policy violation"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable => ("unavailable", "Service unavailable"),
+            Self::Busy(_) => ("busy", "Service busy"),
             Self::Internal => ("internal", "Internal error"),
         }
     }
@@ -123,7 +128,7 @@ impl ApiError {
             | Self::Unauthorized { detail, .. }
             | Self::Unprocessable { detail, .. } => detail.clone(),
             Self::InsufficientScope { scope } => format!("this action needs the `{scope}` scope"),
-            Self::Forbidden(detail) | Self::Conflict(detail) => detail.clone(),
+            Self::Forbidden(detail) | Self::Conflict(detail) | Self::Busy(detail) => detail.clone(),
             Self::UnsupportedMediaType(detail) => detail.clone(),
             Self::NotFound => "no such resource".to_owned(),
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
@@ -165,7 +170,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -205,7 +210,7 @@ impl ResponseError for ApiError {
             Self::TooManyRequests { retry_after_s } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
             }
-            Self::Unavailable => {
+            Self::Unavailable | Self::Busy(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             _ => {}
@@ -216,6 +221,22 @@ impl ResponseError for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
+        if let DbError::TimedOut(ms) = err {
+            tracing::warn!(
+                bound_ms = ms,
+                "an admin list or search ran past its time bound"
+            );
+            return Self::Busy(format!(
+                "the search ran longer than its bound of {ms} ms; narrow it with more filters"
+            ));
+        }
+        if let DbError::LaneBusy = err {
+            tracing::warn!("no admin list connection came free in time");
+            return Self::Busy(
+                "other lists and searches are using every connection set apart for them; retry shortly"
+                    .to_owned(),
+            );
+        }
         if err.is_unavailable() {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable

@@ -2,6 +2,7 @@
 //! (its `rate_limit_per_s`, or the tenant default; burst ⌈rate⌉) and a guard
 //! on failed authentications per client address (`/64` for IPv6), checked
 //! before any key lookup so guessing costs the guesser, not the database.
+//! The admin API has buckets of its own, per calling key ([`AdminLimiter`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -150,6 +151,70 @@ impl Limiter {
     }
 }
 
+impl Bucket {
+    /// Refills for the time since it was last used, then takes one token or
+    /// says how many seconds until one is there.
+    fn spend(&mut self, rate: f64, now: Instant) -> Result<(), u64> {
+        let burst = rate.ceil();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// At most this many admin callers (keys) are tracked; the least recently
+/// seen go first. A bucket left alone for ⌈rate⌉ / rate seconds is full
+/// again, so evicting it forgets nothing unless more distinct keys than
+/// this call the admin API within that time.
+pub const MAX_ADMIN_CALLERS: usize = 10_000;
+
+/// Admin-API requests per calling key (`limits.admin_per_s`, burst
+/// ⌈rate⌉), per replica: one key's token, however many requests it sends
+/// at once, gets no more than its share of the database. Apart from the
+/// exchange's buckets, so administering never spends a key's exchange
+/// budget, nor the reverse.
+pub struct AdminLimiter {
+    rate: f64,
+    callers: Mutex<LruCache<String, Bucket>>,
+}
+
+impl AdminLimiter {
+    pub fn new(rate_per_s: f64) -> Self {
+        let rate = if rate_per_s.is_finite() && rate_per_s > 0.0 {
+            rate_per_s
+        } else {
+            1.0
+        };
+        let capacity = NonZeroUsize::new(MAX_ADMIN_CALLERS).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            rate,
+            callers: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// Takes one token from the calling key's bucket, or says how long to wait.
+    pub fn take(&self, key_id: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut callers = lock(&self.callers);
+        if let Some(bucket) = callers.get_mut(key_id) {
+            return bucket.spend(self.rate, now);
+        }
+        let mut bucket = Bucket {
+            tokens: self.rate.ceil(),
+            last: now,
+        };
+        let taken = bucket.spend(self.rate, now);
+        callers.put(key_id.to_owned(), bucket);
+        taken
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +227,20 @@ mod tests {
         }
         assert!(limiter.take("k", 2.5).is_err(), "burst is ceil(2.5) = 3");
         assert!(limiter.take("other", 2.5).is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn admin_callers_get_a_burst_then_the_rate_and_stay_bounded() {
+        let limiter = AdminLimiter::new(2.5);
+        for _ in 0..3 {
+            assert!(limiter.take("k").is_ok());
+        }
+        assert_eq!(limiter.take("k"), Err(1), "burst is ceil(2.5) = 3");
+        assert!(limiter.take("other").is_ok(), "callers are independent");
+        for i in 0..MAX_ADMIN_CALLERS + 10 {
+            let _ = limiter.take(&format!("caller-{i}"));
+        }
+        assert_eq!(lock(&limiter.callers).len(), MAX_ADMIN_CALLERS);
     }
 
     #[test]

@@ -420,7 +420,8 @@ pub enum AdminErrors {
     /// Rate limited; see `Retry-After`.
     #[response(status = 429, content_type = "application/problem+json")]
     TooManyRequests(ProblemDoc),
-    /// The database cannot answer right now.
+    /// The database cannot answer right now, or a list or search could not
+    /// run or finish within its bounds (narrow it, or retry); see `Retry-After`.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(ProblemDoc),
 }

@@ -39,6 +39,11 @@ pub struct AppState {
     pub denials: Arc<AdminDenials>,
     pub master: Arc<MasterKey>,
     pub limiter: Arc<crate::limits::Limiter>,
+    /// Admin-API requests per calling key (`limits.admin_per_s`).
+    pub admin_limiter: Arc<crate::limits::AdminLimiter>,
+    /// Connections of their own for admin lists and searches, so they never
+    /// take `pool`'s from the token endpoints.
+    pub admin_lane: Arc<db::AdminLane>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -144,6 +149,10 @@ impl Application {
             limiter: Arc::new(crate::limits::Limiter::new(
                 settings.limits.failed_auth_per_minute,
             )),
+            admin_limiter: Arc::new(crate::limits::AdminLimiter::new(
+                settings.limits.admin_per_s,
+            )),
+            admin_lane: Arc::new(db::AdminLane::new(&settings.database)),
             draining: Arc::default(),
         });
         if let Some(secret) = prepared.bootstrap_secret {

@@ -131,6 +131,12 @@ async fn verify_principal(req: &HttpRequest, state: &AppState) -> Result<Princip
         now.timestamp(),
     )
     .map_err(|e| invalid_token(&e.to_string()))?;
+    // The verified token names the calling key: an over-rate caller is
+    // refused before it costs a query.
+    state
+        .admin_limiter
+        .take(&claims.client_id)
+        .map_err(|retry_after_s| ApiError::TooManyRequests { retry_after_s })?;
     let x_tenant = match req.headers().get("x-tenant") {
         Some(v) => Some(
             v.to_str()

@@ -10,7 +10,8 @@ pub mod models;
 pub mod schema;
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -68,6 +69,12 @@ pub enum DbError {
     /// The blocking task was cancelled or panicked.
     #[error("database task failed: {0}")]
     Task(String),
+    /// An admin list or search ran past `database.admin_query_timeout_ms`.
+    #[error("the query ran past its {0} ms bound")]
+    TimedOut(u64),
+    /// No connection of the admin lane came free within `connect_timeout_ms`.
+    #[error("every admin list connection is busy")]
+    LaneBusy,
 }
 
 impl DbError {
@@ -158,6 +165,10 @@ impl ConnectionManager {
                      PRAGMA foreign_keys = ON;",
                     self.sqlite_busy_timeout_ms
                 ))?;
+                keymint_before_utils::register_nondeterministic_impl(
+                    &mut conn,
+                    |deadline_ms: i64| BeforeDeadline(unix_ms() < deadline_ms),
+                )?;
                 Ok(AnyConnection::Sqlite(conn))
             }
             DatabaseTarget::Postgres(url) => {
@@ -247,10 +258,14 @@ pub fn connect(settings: &DatabaseSettings) -> Result<AnyConnection, DbError> {
 /// Builds the pool without connecting: call [`connect`] first to prove the
 /// database is there.
 pub fn pool(settings: &DatabaseSettings) -> Pool {
+    sized_pool(settings, settings.max_connections, 1)
+}
+
+fn sized_pool(settings: &DatabaseSettings, max_size: u32, min_idle: u32) -> Pool {
     let manager = ConnectionManager::new(settings);
     r2d2::Pool::builder()
-        .max_size(settings.max_connections)
-        .min_idle(Some(1))
+        .max_size(max_size)
+        .min_idle(Some(min_idle))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .test_on_check_out(false)
         .error_handler(Box::new(LogPoolErrors))
@@ -296,6 +311,149 @@ where
         Ok(result) => result,
         Err(join) => Err(E::from(DbError::Task(join.to_string()))),
     }
+}
+
+/// Admin lists and searches: the one kind of request whose cost grows with
+/// the data (a search scans a tenant's keys), so the kind that could take
+/// every connection and starve the token endpoints. They run here instead:
+/// on `database.admin_max_connections` connections of their own, one
+/// statement at a time per connection, each within
+/// `database.admin_query_timeout_ms`.
+pub struct AdminLane {
+    pool: Pool,
+    /// One per connection. A request waits for its turn here, not in the
+    /// pool: waiting in the pool would hold a blocking thread, and the
+    /// exchange's database work queues for those.
+    turns: Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    timeout: Duration,
+}
+
+impl AdminLane {
+    /// Builds the lane's pool without connecting; connections open on first use.
+    pub fn new(settings: &DatabaseSettings) -> Self {
+        let size = settings.admin_max_connections.max(1);
+        Self {
+            pool: sized_pool(settings, size, 0),
+            turns: Arc::new(tokio::sync::Semaphore::new(size as usize)),
+            wait: Duration::from_millis(settings.connect_timeout_ms),
+            timeout: Duration::from_millis(settings.admin_query_timeout_ms),
+        }
+    }
+}
+
+/// [`run`] for admin lists and searches: on the [`AdminLane`], after
+/// waiting at most `connect_timeout_ms` for a turn ([`DbError::LaneBusy`]),
+/// within the time bound ([`DbError::TimedOut`]), which `work` applies with
+/// [`ReadBound`].
+pub async fn read<T, F>(lane: &AdminLane, work: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut AnyConnection, &ReadBound) -> QueryResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let turn = tokio::time::timeout(lane.wait, lane.turns.clone().acquire_owned())
+        .await
+        .map_err(|_| DbError::LaneBusy)?
+        .map_err(|_| DbError::LaneBusy)?;
+    let timeout = lane.timeout;
+    let result = run(&lane.pool, move |conn| bounded_read(conn, timeout, work)).await;
+    drop(turn);
+    result
+}
+
+diesel::define_sql_function! {
+    /// SQLite only (registered on every SQLite connection): true until the
+    /// clock reaches `deadline_ms` (unix ms), then an error that ends the
+    /// statement.
+    fn keymint_before(deadline_ms: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+}
+
+/// Marks the error [`keymint_before`] ends a statement with.
+const DEADLINE_PASSED: &str = "keymint: admin query deadline passed";
+
+/// What [`keymint_before`] answers: the only way a function registered
+/// through Diesel (no `unsafe` here) can fail the statement it runs in is a
+/// value that refuses to be written.
+#[derive(Debug)]
+struct BeforeDeadline(bool);
+
+impl diesel::serialize::ToSql<diesel::sql_types::Bool, diesel::sqlite::Sqlite> for BeforeDeadline {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        if self.0 {
+            <bool as diesel::serialize::ToSql<diesel::sql_types::Bool, diesel::sqlite::Sqlite>>::to_sql(
+                &true, out,
+            )
+        } else {
+            Err(DEADLINE_PASSED.into())
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time bound of one admin list or search, as its query must carry it.
+pub struct ReadBound {
+    deadline_ms: i64,
+    sqlite: bool,
+}
+
+impl ReadBound {
+    /// A condition for the query to filter by first, on SQLite: it has no
+    /// statement timeout (and interrupting a statement from outside needs
+    /// `unsafe`), so the statement checks the clock on every row it
+    /// visits, and fails once the deadline has passed. `None` on
+    /// PostgreSQL, where `statement_timeout` bounds the statement.
+    pub fn sqlite_guard(&self) -> Option<keymint_before<i64>> {
+        self.sqlite.then(|| keymint_before(self.deadline_ms))
+    }
+}
+
+/// Runs `work` within `timeout`: PostgreSQL cancels it through
+/// `statement_timeout`, set for its transaction only; on SQLite `work`
+/// applies [`ReadBound::sqlite_guard`].
+fn bounded_read<T, F>(conn: &mut AnyConnection, timeout: Duration, work: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut AnyConnection, &ReadBound) -> QueryResult<T>,
+{
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let started = Instant::now();
+    let sqlite = conn.is_sqlite();
+    let bound = ReadBound {
+        deadline_ms: unix_ms().saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+        sqlite,
+    };
+    let result = if sqlite {
+        work(conn, &bound)
+    } else {
+        conn.transaction(|conn| {
+            // LOCAL: it ends with the transaction, so the connection goes
+            // back to the pool without it.
+            diesel::sql_query(format!("SET LOCAL statement_timeout = {timeout_ms}"))
+                .execute(conn)?;
+            work(conn, &bound)
+        })
+    };
+    result.map_err(|err| match &err {
+        // PostgreSQL reports the cancellation only in words (which depend
+        // on its locale); that it failed once the bound had passed says it
+        // as well.
+        diesel::result::Error::DatabaseError(kind, info)
+            if !matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                && (info.message().contains(DEADLINE_PASSED)
+                    || (!sqlite && started.elapsed() >= timeout)) =>
+        {
+            DbError::TimedOut(timeout_ms)
+        }
+        _ => err.into(),
+    })
 }
 
 /// A transaction for work that writes. On SQLite its first statement is a

@@ -5,16 +5,20 @@
 //! 1. parse the secret (format and checksum) — no database work for garbage;
 //! 2. one indexed query: key and tenant policy by the secret's hash;
 //! 3. the key is the named one, standard, active, within any grace period;
-//! 4. the tenant allows exchanges, from this address ([`admit`]);
-//! 5. TTL, audience and scope rules; the token's audience (unless it is the
+//! 4. the key's rate bucket admits the request — only now that the key is
+//!    proven, so no one else can spend it, and before anything is written
+//!    for the request (a signed request's nonce);
+//! 5. the tenant allows exchanges, from this address ([`admit`]); a signed
+//!    request's nonce is recorded;
+//! 6. TTL, audience and scope rules; the token's audience (unless it is the
 //!    admin audience) is registered to the tenant right now;
-//! 6. sign, count the use in memory.
+//! 7. sign, count the use in memory.
 //!
 //! Failures in 1–3 answer identically whatever the cause: which answer
 //! depends on the grant ([`Flavor`]). Only the audit tells the causes apart
 //! ([`Reason`]): a known key refused is a denial of that key, in its
 //! tenant's log; a secret that matches no key is summarised per address.
-//! Client authentication elsewhere ([`authenticate_client`]) runs steps 1–4
+//! Client authentication elsewhere ([`authenticate_client`]) runs steps 1–5
 //! and audits the same way.
 
 pub mod client_credentials;
@@ -38,6 +42,7 @@ use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::{self, Candidate};
 use crate::keys::{SecurityLevel, Status};
+use crate::limits::Limiter;
 use crate::startup::AppState;
 use crate::tenants;
 use crate::tokens::issue::{self, Requested};
@@ -155,6 +160,16 @@ enum Failure {
     BadSignature(signed::SignedError),
     /// Authenticated, but not admitted (tenant switch, address).
     Refused(Reason),
+    /// Authenticated, but over the key's rate: retry after this many seconds.
+    RateLimited(u64),
+}
+
+impl Failure {
+    /// Whether it counts against the client address's failed
+    /// authentications: only credentials that did not prove a key do.
+    fn is_bad_credential(&self) -> bool {
+        matches!(self, Failure::Unknown | Failure::BadSignature(_))
+    }
 }
 
 enum Outcome {
@@ -299,12 +314,24 @@ fn record_denial(
     }
 }
 
-/// Steps 2–4, blocking: the key the proof names, usable and admitted, or
-/// the failure, audited.
+/// Takes one token from the key's bucket (its `rate_limit_per_s`, else the
+/// tenant default).
+fn spend(limiter: &Limiter, candidate: &Candidate) -> Result<(), u64> {
+    let rate = candidate
+        .key
+        .rate_limit_per_s
+        .unwrap_or(candidate.tenant.default_rate_limit_per_s);
+    limiter.take(&candidate.key.id, rate)
+}
+
+/// Steps 2–5, blocking: the key the proof names, usable, within its rate
+/// (when `bucket` is given) and admitted, or the failure, audited (a
+/// request over its rate is not: it is not a refusal of the key).
 fn identify(
     conn: &mut AnyConnection,
     master: &MasterKey,
     proof: &Proof,
+    bucket: Option<&Limiter>,
     client_ip: Option<IpAddr>,
     origin: &Origin,
     now: chrono::NaiveDateTime,
@@ -324,6 +351,11 @@ fn identify(
             return Ok(Err(failure));
         }
     };
+    if let Some(limiter) = bucket
+        && let Err(retry_after_s) = spend(limiter, &candidate)
+    {
+        return Ok(Err(Failure::RateLimited(retry_after_s)));
+    }
     if let Err(reason) = admit(&candidate, client_ip) {
         record_denial(
             conn,
@@ -334,7 +366,16 @@ fn identify(
         )?;
         return Ok(Err(Failure::Refused(reason)));
     }
-    Ok(Ok(candidate))
+    let Proof::Signed(request) = proof else {
+        return Ok(Ok(candidate));
+    };
+    match signed::record_nonce(conn, request, candidate, now)? {
+        Ok(candidate) => Ok(Ok(candidate)),
+        Err((error, denial)) => {
+            record_denial(conn, &denial, client_ip, origin, now)?;
+            Ok(Err(Failure::BadSignature(error)))
+        }
+    }
 }
 
 impl Flavor {
@@ -348,6 +389,7 @@ impl Flavor {
                 }
             },
             Failure::BadSignature(err) => OAuthError::bad_signature(err),
+            Failure::RateLimited(retry_after_s) => OAuthError::rate_limited(retry_after_s),
             Failure::Refused(reason) => {
                 let description = match reason {
                     Reason::ApiKeysDisabled => "API keys are disabled for this tenant",
@@ -401,7 +443,7 @@ async fn checklist(
         Credential::Signed(_) => AuthScheme::Hmac,
     };
     let fail = |failure: Failure| {
-        if !matches!(failure, Failure::Refused(_)) {
+        if failure.is_bad_credential() {
             state.limiter.record_failure(client_ip);
         }
         flavor.answer(failure, scheme)
@@ -418,12 +460,22 @@ async fn checklist(
     };
     let admin_audience = state.settings.tokens.admin_audience.clone();
     let master = state.master.clone();
+    let limiter = state.limiter.clone();
     let origin = Origin {
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
     let outcome = db::run(&state.pool, move |conn| {
-        let candidate = match identify(conn, &master, &proof, client_ip, &origin, now_naive)? {
+        let identified = identify(
+            conn,
+            &master,
+            &proof,
+            Some(&limiter),
+            client_ip,
+            &origin,
+            now_naive,
+        )?;
+        let candidate = match identified {
             Ok(candidate) => candidate,
             Err(failure) => return Ok::<_, OAuthError>(Outcome::Failed(failure)),
         };
@@ -461,15 +513,6 @@ async fn checklist(
             "the authenticated client is not the subject_token's key",
         ));
     }
-
-    let rate = candidate
-        .key
-        .rate_limit_per_s
-        .unwrap_or(candidate.tenant.default_rate_limit_per_s);
-    state
-        .limiter
-        .take(&candidate.key.id, rate)
-        .map_err(OAuthError::rate_limited)?;
 
     let now_unix = now.timestamp();
     let signer = state.keyring.signer(now_unix).ok_or_else(|| {
@@ -563,7 +606,7 @@ pub async fn authenticate_client(
         Credential::Signed(_) => AuthScheme::Hmac,
     };
     let fail = |failure: Failure| {
-        if !matches!(failure, Failure::Refused(_)) {
+        if failure.is_bad_credential() {
             state.limiter.record_failure(client_ip);
         }
         // A client that failed to authenticate is `invalid_client` whatever
@@ -572,6 +615,13 @@ pub async fn authenticate_client(
             Failure::Refused(_) => flavor.answer(failure, scheme),
             other => Flavor::Client.answer(other, scheme),
         }
+    };
+    // Introspection and revocation spend the caller key's bucket like an
+    // exchange. The token exchange's optional client must be the subject's
+    // key, whose bucket the exchange that follows spends: once is enough.
+    let bucket = match flavor {
+        Flavor::Client => Some(state.limiter.clone()),
+        Flavor::TokenExchange { .. } => None,
     };
     let now = Utc::now();
     let proof = match Proof::check(credential, now.timestamp_millis()) {
@@ -584,7 +634,15 @@ pub async fn authenticate_client(
         request_id,
     };
     let found = db::run(&state.pool, move |conn| {
-        identify(conn, &master, &proof, client_ip, &origin, now.naive_utc())
+        identify(
+            conn,
+            &master,
+            &proof,
+            bucket.as_deref(),
+            client_ip,
+            &origin,
+            now.naive_utc(),
+        )
     })
     .await
     .map_err(OAuthError::from)?;

@@ -8,9 +8,11 @@
 //! ```
 //!
 //! Checked in this order: headers well-formed → timestamp within ±300 s →
-//! key loaded → `ring::hmac::verify` → only then the nonce is recorded,
-//! unique per key until it expires. Only a stale timestamp and a reused
-//! nonce say so; every other failure reads `invalid signature`. A key id
+//! key loaded → `ring::hmac::verify` → (the key's rate bucket and the
+//! tenant's admission, in [`crate::grants`]) → only then the nonce is
+//! recorded ([`record_nonce`]), unique per key until it expires: a request
+//! refused before that leaves no row behind. Only a stale timestamp and a
+//! reused nonce say so; every other failure reads `invalid signature`. A key id
 //! that names no usable key costs the same cryptographic work as one that
 //! does, so the time taken does not tell them apart.
 
@@ -205,7 +207,8 @@ fn unusable(key: &ApiKey, now: NaiveDateTime) -> Option<Reason> {
 /// records.
 pub type Refused = (SignedError, Denial);
 
-/// Steps 3–5: the key, the signature, then the nonce. Blocking.
+/// Steps 3–4: the key and the signature. Blocking. The nonce is not looked
+/// at yet: [`record_nonce`] does that once the request is admitted.
 pub fn verify(
     conn: &mut AnyConnection,
     master: &MasterKey,
@@ -252,29 +255,42 @@ pub fn verify(
     if via_previous && key.previous_expires_at.is_none_or(|end| end <= now) {
         return refuse(key, tenant, SignedError::Invalid, Reason::GracePeriodOver);
     }
-    let expires_at = DateTime::from_timestamp_millis(request.timestamp_ms + MAX_SKEW_MS)
-        .map(|t| t.naive_utc())
-        .unwrap_or(now);
-    let inserted = diesel::insert_into(used_nonces::table)
-        .values((
-            used_nonces::key_id.eq(&key.id),
-            used_nonces::nonce.eq(&request.nonce),
-            used_nonces::expires_at.eq(expires_at),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => {}
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => return refuse(key, tenant, SignedError::Reused, Reason::NonceReused),
-        Err(other) => return Err(other.into()),
-    }
     Ok(Ok(Candidate {
         key,
         tenant,
         via_previous,
     }))
+}
+
+/// Step 5, for a request whose signature verified and that was admitted:
+/// records its nonce, or refuses it as a replay. Blocking.
+pub fn record_nonce(
+    conn: &mut AnyConnection,
+    request: &SignedRequest,
+    candidate: Candidate,
+    now: NaiveDateTime,
+) -> Result<Result<Candidate, Refused>, DbError> {
+    let expires_at = DateTime::from_timestamp_millis(request.timestamp_ms + MAX_SKEW_MS)
+        .map(|t| t.naive_utc())
+        .unwrap_or(now);
+    let inserted = diesel::insert_into(used_nonces::table)
+        .values((
+            used_nonces::key_id.eq(&candidate.key.id),
+            used_nonces::nonce.eq(&request.nonce),
+            used_nonces::expires_at.eq(expires_at),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(Ok(candidate)),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(Err((
+            SignedError::Reused,
+            Denial::Key(Box::new(candidate), Reason::NonceReused),
+        ))),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Signing for clients: the headers to send with a request. `nonce` must be

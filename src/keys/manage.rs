@@ -552,7 +552,9 @@ pub async fn list(
     let tenant = principal.tenant.clone();
     let q = query.q.clone();
     let now = Utc::now().naive_utc();
-    let mut rows: Vec<ApiKey> = db::run(&state.pool, move |conn| {
+    // On the admin lane, within its time bound: a search scans the tenant's
+    // keys, and must never hold the token endpoints' connections.
+    let mut rows = db::read(&state.admin_lane, move |conn, bound| {
         let mut select = api_keys::table
             .filter(api_keys::tenant_id.eq(&tenant.id))
             .filter(api_keys::deleted_at.is_null())
@@ -560,6 +562,10 @@ pub async fn list(
             .order(api_keys::id.desc())
             .limit(limit + 1)
             .into_boxed();
+        // Before the costly conditions, so every row visited checks it.
+        if let Some(guard) = bound.sqlite_guard() {
+            select = select.filter(guard);
+        }
         if let Some(after) = &after {
             select = select.filter(api_keys::id.lt(after.clone()));
         }
@@ -590,7 +596,7 @@ pub async fn list(
             ),
             _ => select,
         };
-        select.load(conn).map_err(ApiError::from)
+        select.load::<ApiKey>(conn)
     })
     .await?;
     let more = rows.len() as i64 > limit;

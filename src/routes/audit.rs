@@ -104,8 +104,8 @@ pub async fn list(
         before_id,
     };
     let tenant_id = principal.tenant.id.clone();
-    let mut rows = db::run(&state.pool, move |conn| {
-        audit::list(conn, &tenant_id, &filter, limit + 1).map_err(ApiError::from)
+    let mut rows = db::read(&state.admin_lane, move |conn, bound| {
+        audit::list(conn, &tenant_id, &filter, limit + 1, bound)
     })
     .await?;
     let more = rows.len() as i64 > limit;

@@ -11,7 +11,7 @@ use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::revoked_tokens;
 use crate::db::{self, AnyConnection};
-use crate::error::{AuthScheme, OAuthError};
+use crate::error::{ApiError, AuthScheme, OAuthError, OAuthErrorCode};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Credential, Flavor, Presented, client_credentials, split_authorization};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
@@ -138,9 +138,17 @@ pub async fn introspect(
         let may = powers::key_may_introspect(&caller.key);
         (caller.tenant, may)
     } else if bearer {
-        let principal: Principal = auth::authenticate(req.clone())
-            .await
-            .map_err(|_| OAuthError::invalid_client(AuthScheme::Basic))?;
+        let principal: Principal =
+            auth::authenticate(req.clone())
+                .await
+                .map_err(|err| match err {
+                    // The admin API's limits (per address, per calling key) hold here too.
+                    ApiError::TooManyRequests { retry_after_s } => {
+                        OAuthError::rate_limited(retry_after_s)
+                    }
+                    ApiError::Unavailable => OAuthError::unavailable(1),
+                    _ => OAuthError::invalid_client(AuthScheme::Basic),
+                })?;
         let may = principal.may_introspect();
         (principal.home, may)
     } else {
@@ -223,10 +231,14 @@ pub async fn revoke(
             secret: zeroize::Zeroizing::new(secret.expose().to_owned()),
             scheme: AuthScheme::Basic,
         };
-        if let Ok(caller) = authenticate_key(&state, &req, Credential::Secret(presented)).await
-            && !caller.via_previous
-        {
-            revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
+        match authenticate_key(&state, &req, Credential::Secret(presented)).await {
+            Ok(caller) if !caller.via_previous => {
+                revoke_key(&state, &caller, &origin, now.naive_utc()).await?;
+            }
+            // Over the key's rate, or the database away: the key was not
+            // revoked, and its holder must not be told otherwise.
+            Err(err) if err.code == OAuthErrorCode::TemporarilyUnavailable => return Err(err),
+            _ => {}
         }
         return Ok(HttpResponse::Ok().finish());
     }

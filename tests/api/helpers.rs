@@ -202,7 +202,7 @@ impl TestDatabase {
         let base = "[server]\nworkers = 1\nshutdown_timeout_s = 2\n\
                     [database]\nmax_connections = 4\n\
                     [usage]\nflush_interval_ms = 200\n\
-                    [limits]\nfailed_auth_per_minute = 10000\n\
+                    [limits]\nfailed_auth_per_minute = 10000\nadmin_per_s = 100000\n\
                     [metrics]\nbind = \"127.0.0.1:0\"\n";
         Settings::from_toml(&[base, extra], &overrides).expect("test settings")
     }
@@ -307,6 +307,8 @@ impl ServerProcess {
             .env("KEYMINT_MASTER_KEY_FILE", db.master_key_file())
             .env("KEYMINT__SERVER__SHUTDOWN_TIMEOUT_S", "10")
             .env("KEYMINT__METRICS__BIND", "127.0.0.1:0")
+            // Tests drive the admin API faster than an operator would.
+            .env("KEYMINT__LIMITS__ADMIN_PER_S", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -19,6 +19,7 @@ mod powers_model;
 mod readme;
 mod settings;
 mod signing;
+mod starve;
 mod tenants;
 mod token;
 mod verify;
