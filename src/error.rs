@@ -73,6 +73,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_s: u64 },
     #[error("service unavailable")]
     Unavailable,
+    /// 503: the database was moved to another master key and this server
+    /// does not have it yet, so it stores no secret (see `crypto::check`).
+    #[error("master key rotated")]
+    MasterKeyRotated,
     #[error("internal error")]
     Internal,
 }
@@ -113,6 +117,7 @@ impl ApiError {
             Self::Unprocessable { .. } => ("policy-violation", "Policy violation"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable => ("unavailable", "Service unavailable"),
+            Self::MasterKeyRotated => ("master-key-rotated", "Service unavailable"),
             Self::Internal => ("internal", "Internal error"),
         }
     }
@@ -134,6 +139,10 @@ impl ApiError {
                 format!("rate limit exceeded; retry after {retry_after_s} s")
             }
             Self::Unavailable => "the service cannot answer right now; retry shortly".to_owned(),
+            Self::MasterKeyRotated => "the master key was rotated and this server does not hold \
+                the new one yet, so it stores no secrets; it takes the new key from its key file \
+                within one signing reload interval, or must be restarted with it"
+                .to_owned(),
             Self::Internal => {
                 "an internal error occurred; the request id is in the logs".to_owned()
             }
@@ -165,7 +174,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::MasterKeyRotated => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -207,6 +216,10 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            // The default signing reload interval: when a server re-reads its key file.
+            Self::MasterKeyRotated => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("30")));
             }
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve:
-//! the database answers and a signing key is loaded).
+//! the database answers, a signing key is loaded, and the master key is the
+//! database's).
 
 use std::time::Duration;
 
@@ -42,6 +43,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             tracing::error!(error = %err, "readiness check failed");
             return not_ready("readiness check failed");
         }
+    }
+    // Set by the signing reload (or a refused write) after a master-key
+    // rotation this replica could not follow: it stores no secrets and
+    // cannot check advanced keys rotated since.
+    if state.master.is_behind() {
+        return not_ready(
+            "master key rotated: this server holds the previous key; put the new one in its key file or restart it",
+        );
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }

@@ -25,7 +25,8 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Origin};
 use crate::config::{SigningAlg, SigningSettings};
-use crate::crypto::master::{Aad, MasterKey, Purpose};
+use crate::crypto::check::{self, SealError};
+use crate::crypto::master::{Aad, MasterKey, MasterKeyError, Purpose};
 use crate::db::models::SigningKeyRow;
 use crate::db::schema::signing_keys::dsl;
 use crate::db::{self, AnyConnection, DbError};
@@ -51,6 +52,19 @@ pub enum SigningError {
     NoKey,
     #[error("key generation failed")]
     Generate,
+    /// A new key's private part could not be sealed (the master key was
+    /// rotated under this process).
+    #[error(transparent)]
+    MasterKey(MasterKeyError),
+}
+
+impl From<SealError> for SigningError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Db(db) => Self::Db(db),
+            SealError::MasterKey(key) => Self::MasterKey(key),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for SigningError {
@@ -157,12 +171,33 @@ fn aad(kid: &str) -> Aad<'_> {
     }
 }
 
-/// Generates a key pair and its encrypted row.
+/// Generates a key pair and its encrypted row, inside the caller's
+/// transaction: the private part is sealed only while the database is
+/// under `master` (see `crypto::check::seal`).
 fn generate_row(
+    conn: &mut AnyConnection,
     alg: Algorithm,
     master: &MasterKey,
     now: NaiveDateTime,
     activates_at: NaiveDateTime,
+) -> Result<SigningKeyRow, SigningError> {
+    new_row(alg, now, activates_at, |kid, pkcs8| {
+        Ok(check::seal(
+            conn,
+            master,
+            Purpose::SigningKeys,
+            &aad(kid),
+            pkcs8,
+        )?)
+    })
+}
+
+/// A fresh key pair's row, its private part sealed by `seal(kid, pkcs8)`.
+fn new_row(
+    alg: Algorithm,
+    now: NaiveDateTime,
+    activates_at: NaiveDateTime,
+    seal: impl FnOnce(&str, &[u8]) -> Result<Vec<u8>, SigningError>,
 ) -> Result<SigningKeyRow, SigningError> {
     let rng = SystemRandom::new();
     let pkcs8 = Zeroizing::new(
@@ -176,9 +211,7 @@ fn generate_row(
     );
     let parsed = crypto::ParsedKey::parse(alg, &pkcs8).map_err(|_| SigningError::Generate)?;
     let jwk = public_jwk(alg, parsed.public_key()).ok_or(SigningError::Generate)?;
-    let private_key_enc = master
-        .encrypt(Purpose::SigningKeys, &aad(&jwk.kid), &pkcs8)
-        .map_err(|_| SigningError::Generate)?;
+    let private_key_enc = seal(&jwk.kid, &pkcs8)?;
     Ok(SigningKeyRow {
         kid: jwk.kid.clone(),
         alg: jwk.alg.clone(),
@@ -214,14 +247,20 @@ pub fn ensure_keys(
         if !has_active(&rows, now) {
             // Nothing could have been signed before the first key exists, so
             // it may sign at once.
-            let row = generate_row(alg, master, now, now)?;
+            let row = generate_row(conn, alg, master, now, now)?;
             diesel::insert_into(dsl::signing_keys)
                 .values(&row)
                 .execute(conn)?;
             created = true;
         }
         if !has_next(&rows, now) {
-            let row = generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
+            let row = generate_row(
+                conn,
+                alg,
+                master,
+                now,
+                now + secs(settings.rotation_interval_s),
+            )?;
             diesel::insert_into(dsl::signing_keys)
                 .values(&row)
                 .execute(conn)?;
@@ -296,6 +335,7 @@ pub fn rotate(
         }
         let alg = jwt_algorithm(settings.alg);
         let new_next = generate_row(
+            conn,
             alg,
             master,
             now,
@@ -596,15 +636,20 @@ pub fn revoke(
                     next.kid.clone()
                 }
                 None => {
-                    let fresh = generate_row(alg, master, now, now)?;
+                    let fresh = generate_row(conn, alg, master, now, now)?;
                     diesel::insert_into(dsl::signing_keys)
                         .values(&fresh)
                         .execute(conn)?;
                     fresh.kid
                 }
             };
-            let new_next =
-                generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
+            let new_next = generate_row(
+                conn,
+                alg,
+                master,
+                now,
+                now + secs(settings.rotation_interval_s),
+            )?;
             diesel::insert_into(dsl::signing_keys)
                 .values(&new_next)
                 .execute(conn)?;
@@ -631,6 +676,21 @@ pub fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A generated row sealed without a database to check against.
+    fn test_row(
+        alg: Algorithm,
+        master: &MasterKey,
+        now: NaiveDateTime,
+        activates_at: NaiveDateTime,
+    ) -> SigningKeyRow {
+        new_row(alg, now, activates_at, |kid, pkcs8| {
+            Ok(master
+                .encrypt(Purpose::SigningKeys, &aad(kid), pkcs8)
+                .unwrap())
+        })
+        .unwrap()
+    }
 
     #[test]
     fn rfc7638_thumbprint_of_the_rfc_example_key() {
@@ -662,7 +722,7 @@ mod tests {
         };
         let now = Utc::now().naive_utc();
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let row = generate_row(alg, &master, now, now).unwrap();
+            let row = test_row(alg, &master, now, now);
             let ring = KeyRing::load(std::slice::from_ref(&row), &master, &settings, now).unwrap();
             let token = ring
                 .signer(now.and_utc().timestamp())
@@ -703,8 +763,8 @@ mod tests {
             rotation_interval_s: 86_400,
         };
         let now = Utc::now().naive_utc();
-        let active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
-        let next = generate_row(Algorithm::ES256, &master, now, now + Duration::days(1)).unwrap();
+        let active = test_row(Algorithm::ES256, &master, now, now);
+        let next = test_row(Algorithm::ES256, &master, now, now + Duration::days(1));
         let pkcs8 = |row: &SigningKeyRow| {
             master
                 .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)

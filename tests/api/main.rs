@@ -14,6 +14,7 @@ mod lifecycle;
 mod logs;
 mod oauth_powers;
 mod readme;
+mod replicas;
 mod settings;
 mod tenants;
 mod token;
