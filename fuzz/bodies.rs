@@ -250,7 +250,8 @@ fn signed_fixture() -> &'static SignedFixture {
         let secret = ApiKeySecret::parse(SIGNED_KEY_SECRET).expect("fixture secret");
         row.id = SIGNED_KEY_ID.to_owned();
         row.start = secret.start();
-        store::seal_advanced(&mut row, &master, secret.expose()).expect("seal");
+        keymint::crypto::check::record(&mut conn, &master, now).expect("check row");
+        store::seal_advanced(&mut conn, &mut row, &master, secret.expose()).expect("seal");
         let origin = Origin {
             ip: None,
             request_id: None,

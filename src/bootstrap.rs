@@ -1,7 +1,9 @@
 //! First start: on a database with no tenant, create the system tenant and,
 //! when there is somewhere safe to put its secret, one bootstrap key holding
-//! every reserved scope. Exactly once across replicas: the check and the
-//! inserts run in one transaction under the `bootstrap` lock.
+//! every reserved scope. Exactly once across replicas: the check, the key
+//! file's creation and the inserts run in one transaction under the
+//! `bootstrap` lock (and, at start, under the start-up lock), so a replica
+//! that finds the tenant made by another never touches the key file.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -91,15 +93,16 @@ pub fn run(
     if tenants::any_exists(conn)? {
         return Ok(None);
     }
-    // Claim the file first: an existing file is an error, before anything
-    // is created.
-    let mut file = match &output.file {
-        Some(path) => Some((path.clone(), open_new_file(path)?)),
-        None => None,
-    };
+    let mut file = None;
     let created = db::exclusive_transaction(conn, "bootstrap", |conn| {
         if tenants::any_exists(conn)? {
+            // Another process bootstrapped: its key file is not ours to claim.
             return Ok::<_, BootstrapError>(None);
+        }
+        // This process bootstraps: claim the file before anything is
+        // created; an existing file is an error.
+        if let Some(path) = &output.file {
+            file = Some((path.clone(), open_new_file(path)?));
         }
         let tenant = tenants::create(conn, SYSTEM_TENANT, "System", now)?;
         if !output.any() {
@@ -146,7 +149,7 @@ pub fn run(
                 error,
             })?;
         }
-        // Another replica bootstrapped first: leave no empty file behind.
+        // No key was made: leave no empty file behind.
         (None, Some((path, _))) => {
             let _ = std::fs::remove_file(path);
         }

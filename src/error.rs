@@ -77,6 +77,10 @@ pub enum ApiError {
     /// bounds; the detail says what to change.
     #[error("busy: {0}")]
     Busy(String),
+    /// 503: the database was moved to another master key and this server
+    /// does not have it yet, so it stores no secret (see `crypto::check`).
+    #[error("master key rotated")]
+    MasterKeyRotated,
     #[error("internal error")]
     Internal,
 }
@@ -118,6 +122,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable => ("unavailable", "Service unavailable"),
             Self::Busy(_) => ("busy", "Service busy"),
+            Self::MasterKeyRotated => ("master-key-rotated", "Service unavailable"),
             Self::Internal => ("internal", "Internal error"),
         }
     }
@@ -139,6 +144,10 @@ impl ApiError {
                 format!("rate limit exceeded; retry after {retry_after_s} s")
             }
             Self::Unavailable => "the service cannot answer right now; retry shortly".to_owned(),
+            Self::MasterKeyRotated => "the master key was rotated and this server does not hold \
+                the new one yet, so it stores no secrets; it takes the new key from its key file \
+                within one signing reload interval, or must be restarted with it"
+                .to_owned(),
             Self::Internal => {
                 "an internal error occurred; the request id is in the logs".to_owned()
             }
@@ -170,7 +179,9 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy(_) | Self::MasterKeyRotated => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -212,6 +223,10 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable | Self::Busy(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            // The default signing reload interval: when a server re-reads its key file.
+            Self::MasterKeyRotated => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("30")));
             }
             _ => {}
         }

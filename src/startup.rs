@@ -11,13 +11,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use chrono::Utc;
-use diesel::prelude::*;
 
 use crate::auth::denials::AdminDenials;
 use crate::bootstrap;
 use crate::config::Settings;
+use crate::crypto::check;
 use crate::crypto::master::{MasterKey, MasterKeyError};
-use crate::db::schema::master_key_check;
 use crate::db::{self, AnyConnection, DbError, Pool};
 use crate::routes::{
     audit, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token, wellknown,
@@ -116,10 +115,10 @@ impl Application {
         options: StartOptions,
     ) -> Result<Self, StartupError> {
         crate::tokens::crypto::install();
-        // Start-up runs on one direct connection; the pool (and its
-        // background threads) exists only once start-up has succeeded, so
-        // a failed start exits with nothing half-open.
-        migrate_database(&settings).await?;
+        // Start-up (migrations included, see `prepare`) runs on one direct
+        // connection; the pool (and its background threads) exists only
+        // once start-up has succeeded, so a failed start exits with nothing
+        // half-open.
         let listener =
             TcpListener::bind(settings.server.bind).map_err(|source| StartupError::Bind {
                 addr: settings.server.bind,
@@ -242,29 +241,59 @@ struct Prepared {
     bootstrap_secret: Option<crate::keys::secret::ApiKeySecret>,
 }
 
-/// Blocking start-up work: master key, signing keys, bootstrap.
+/// Blocking start-up work: migrations, master key, signing keys, bootstrap.
+/// All of it runs under the start-up lock, so replicas starting together on
+/// a new database take turns: the first does the work, the others find it
+/// done, and that is success.
 fn prepare(settings: &Settings, options: &StartOptions) -> Result<Prepared, StartupError> {
-    let mut conn = db::connect(&settings.database).map_err(|source| StartupError::Database {
+    let database = |source| StartupError::Database {
         target: settings.database.target.describe(),
         source,
-    })?;
+    };
+    let mut conn = db::connect(&settings.database).map_err(database)?;
     let conn = &mut conn;
-    let master = open_master_key(settings, conn, options.master_key_file.as_deref())?;
-    let now = Utc::now().naive_utc();
-    signing::ensure_keys(conn, &master, &settings.signing, now)?;
-    let rows = signing::load_rows(conn).map_err(signing::SigningError::from)?;
-    let keyring = KeyRing::load(&rows, &master, &settings.signing, now)?;
     let output = bootstrap::Output {
         stdout: options.print_bootstrap_key || std::io::stdout().is_terminal(),
         file: options.bootstrap_key_file.clone(),
     };
-    let bootstrap_secret = bootstrap::run(
-        conn,
-        &output,
-        settings.bootstrap.ttl_s,
-        &settings.tokens.key_prefix,
-        now,
-    )?;
+    // Set once the bootstrap key file holds a secret: if the lock's commit
+    // then fails (SQLite), that key does not exist and the file must go.
+    let mut wrote_file = None;
+    let locked = db::with_startup_lock(conn, |conn| {
+        // The time once the lock is held: a replica that waited must judge
+        // the keys the first one just made by the time it sees them, or a
+        // key activated "in its future" looks missing and is made again.
+        let now = Utc::now().naive_utc();
+        let applied = db::migrate(conn).map_err(database)?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        let master = open_master_key(settings, conn, options.master_key_file.as_deref())?;
+        signing::ensure_keys(conn, &master, &settings.signing, now)?;
+        let secret = bootstrap::run(
+            conn,
+            &output,
+            settings.bootstrap.ttl_s,
+            &settings.tokens.key_prefix,
+            now,
+        )?;
+        if secret.is_some() {
+            wrote_file = output.file.clone();
+        }
+        Ok::<_, StartupError>((master, secret))
+    });
+    let (master, bootstrap_secret) = match locked {
+        Ok(result) => result?,
+        Err(err) => {
+            if let Some(path) = wrote_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(database(err));
+        }
+    };
+    let now = Utc::now().naive_utc();
+    let rows = signing::load_rows(conn).map_err(signing::SigningError::from)?;
+    let keyring = KeyRing::load(&rows, &master, &settings.signing, now)?;
     let bootstrap_secret = bootstrap_secret.filter(|_| output.stdout);
     Ok(Prepared {
         master,
@@ -276,25 +305,32 @@ fn prepare(settings: &Settings, options: &StartOptions) -> Result<Prepared, Star
 /// Finds the master key and proves it is the one the database was written
 /// with. A key is generated only for SQLite on a loopback bind, and only for
 /// a database that has never had one: a wrong or lost key stops the start
-/// and changes nothing.
+/// and changes nothing. Runs under the start-up lock, so processes starting
+/// together generate and record one key.
 pub fn open_master_key(
     settings: &Settings,
     conn: &mut AnyConnection,
     explicit_file: Option<&std::path::Path>,
 ) -> Result<MasterKey, StartupError> {
+    let database = |source| StartupError::Database {
+        target: settings.database.target.describe(),
+        source,
+    };
+    db::with_startup_lock(conn, |conn| find_master_key(settings, conn, explicit_file))
+        .map_err(database)?
+}
+
+fn find_master_key(
+    settings: &Settings,
+    conn: &mut AnyConnection,
+    explicit_file: Option<&std::path::Path>,
+) -> Result<MasterKey, StartupError> {
     let fail = |e: MasterKeyError| StartupError::MasterKey(e.to_string());
-    let stored: Option<(String, Vec<u8>)> = master_key_check::table
-        .find(1)
-        .select((
-            master_key_check::master_key_id,
-            master_key_check::check_value,
-        ))
-        .first(conn)
-        .optional()
-        .map_err(|e| StartupError::Database {
-            target: settings.database.target.describe(),
-            source: e.into(),
-        })?;
+    let database = |source: DbError| StartupError::Database {
+        target: settings.database.target.describe(),
+        source,
+    };
+    let stored = check::stored(conn).map_err(|e| database(e.into()))?;
     let from_env = match explicit_file {
         Some(path) => Some(MasterKey::from_file(path, "master key file").map_err(fail)?),
         None => MasterKey::from_env().map_err(fail)?,
@@ -327,30 +363,18 @@ pub fn open_master_key(
             ));
         }
     };
-    match stored {
-        Some((stored_id, check)) => {
-            if master.verify_check(&check).is_err() {
-                return Err(StartupError::MasterKey(format!(
-                    "the master key (id {}) is not the one this database was written with (id {stored_id})",
-                    master.id()
-                )));
-            }
-        }
-        None => {
-            let check = master.check_value().map_err(fail)?;
-            diesel::insert_into(master_key_check::table)
-                .values((
-                    master_key_check::id.eq(1),
-                    master_key_check::master_key_id.eq(master.id()),
-                    master_key_check::check_value.eq(check),
-                    master_key_check::created_at.eq(Utc::now().naive_utc()),
-                ))
-                .execute(conn)
-                .map_err(|e| StartupError::Database {
-                    target: settings.database.target.describe(),
-                    source: e.into(),
-                })?;
-        }
+    let (stored_id, check) = match stored {
+        Some(row) => row,
+        None => check::record(conn, &master, Utc::now().naive_utc()).map_err(|e| match e {
+            check::SealError::Db(db) => database(db),
+            check::SealError::MasterKey(key) => fail(key),
+        })?,
+    };
+    if master.verify_check(&check).is_err() {
+        return Err(StartupError::MasterKey(format!(
+            "the master key (id {}) is not the one this database was written with (id {stored_id})",
+            master.id()
+        )));
     }
     Ok(master)
 }
@@ -414,9 +438,16 @@ fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
 pub fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
     let mut conn = db::connection(&state.pool)?;
     let now = Utc::now().naive_utc();
+    // After `keymint master-key rotate`: take the new key from the key file,
+    // or stay behind (no new keys sealed; readiness says so) until it is there.
+    let standing = check::follow(conn.get(), &state.master)?;
     // A repair that fails (the database refuses writes) must not keep a
     // revoked key in use here: the ring is rebuilt from the rows either way.
-    let ensured = signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now);
+    let ensured = if standing == check::Standing::Behind {
+        Ok(Default::default())
+    } else {
+        signing::ensure_keys(conn.get(), &state.master, &state.settings.signing, now)
+    };
     let rows = signing::load_rows(conn.get())?;
     state.keyring.reload(&rows, &state.master, now)?;
     ensured.map(|_| ())

@@ -7,6 +7,7 @@ use diesel::RunQueryDsl;
 use super::{CreateKeyArgs, KeysCommand};
 use crate::audit::{Actor, Origin};
 use crate::config::Settings;
+use crate::crypto::check::SealError;
 use crate::db::{self, AnyConnection};
 use crate::keys::rules::{self, Expiry};
 use crate::keys::store::{self, NewKey};
@@ -132,14 +133,18 @@ fn create(
     };
     let (mut row, secret) =
         store::prepare(&new, &settings.tokens.key_prefix, now).map_err(|e| e.to_string())?;
-    if args.advanced {
-        let master = open_master_key(settings, conn, None).map_err(|e| e.to_string())?;
-        store::seal_advanced(&mut row, &master, secret.expose()).map_err(|e| e.to_string())?;
-    }
+    let master = match args.advanced {
+        true => Some(open_master_key(settings, conn, None).map_err(|e| e.to_string())?),
+        false => None,
+    };
     db::write_transaction(conn, |conn| {
-        store::insert(conn, &row, &actor, &Origin::default())
+        if let Some(master) = &master {
+            store::seal_advanced(conn, &mut row, master, secret.expose())?;
+        }
+        store::insert(conn, &row, &actor, &Origin::default())?;
+        Ok(())
     })
-    .map_err(|e: diesel::result::Error| e.to_string())?;
+    .map_err(|e: SealError| e.to_string())?;
     eprintln!("created key {} ({})", row.id, row.start);
     println!("{}", secret.expose());
     Ok(())
@@ -265,7 +270,8 @@ pub fn rotate_master_key(
     let done = crate::crypto::rotate::rotate(&mut conn, &old, &new).map_err(|e| e.to_string())?;
     eprintln!(
         "re-encrypted {} signing key(s) and {} advanced key secret(s) under master key {}; \
-         restart every server with KEYMINT_MASTER_KEY_FILE={}",
+         running servers write no secrets until they have it: put it in their key file \
+         (re-read every signing.reload_s) or restart them with KEYMINT_MASTER_KEY_FILE={}",
         done.signing_keys,
         done.api_key_secrets,
         new.id(),

@@ -89,9 +89,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum MasterKeyCommand {
-    /// Re-encrypt every secret under a new master key, in one transaction.
-    /// Stop the servers first (or restart them all with the new key right
-    /// after): a server still holding the old key refuses to start again.
+    /// Re-encrypt every secret under a new master key, in one transaction
+    /// (killed at any point, the database stays under the old key).
+    /// Running servers store no secrets until they have the new key: they
+    /// re-read their KEYMINT_MASTER_KEY_FILE every signing.reload_s, or
+    /// restart them with it. See the README's operations section.
     Rotate {
         /// The new key: standard base64 of 32 bytes, in a file.
         #[arg(long, value_name = "FILE")]

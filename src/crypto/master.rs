@@ -6,9 +6,16 @@
 //! AES-256-GCM with AAD = table ‖ 0 ‖ row id ‖ 0 ‖ tenant, so a ciphertext
 //! moved to another row does not decrypt. The key's bytes never leave this
 //! module; errors never contain them.
+//!
+//! A running server's key can be replaced (see `crypto::check`): after
+//! `keymint master-key rotate` it takes the new key from its key file. Each
+//! operation works on one snapshot of the key, so a replacement never mixes
+//! two keys inside one encryption.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -39,6 +46,15 @@ pub enum MasterKeyError {
     Read { path: String, error: std::io::Error },
     #[error("the master key does not match the one this data was written with")]
     WrongMasterKey,
+    /// The database was moved to another master key while this process ran.
+    #[error(
+        "the database's master key was rotated to key {stored}; this process holds key {held} \
+         and writes no secret under it: put the new key in its key file (re-read on every \
+         signing reload) or restart it with the new key"
+    )]
+    Rotated { held: String, stored: String },
+    #[error("the database has no master-key check row")]
+    NoCheckRow,
     #[error("ciphertext is malformed")]
     Malformed,
     #[error("decryption failed")]
@@ -84,17 +100,25 @@ impl Aad<'_> {
     }
 }
 
-pub struct MasterKey {
+/// The key bytes and their id: what one operation uses, whole.
+struct Material {
     bytes: Zeroizing<[u8; 32]>,
     id: [u8; ID_LEN],
     id_hex: String,
 }
 
+pub struct MasterKey {
+    material: RwLock<Arc<Material>>,
+    /// The file the key was read from or generated into: where a running
+    /// server looks for the key a rotation moved the database to.
+    file: Option<PathBuf>,
+    /// The database was seen under another key that could not be loaded.
+    behind: AtomicBool,
+}
+
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("id", &self.id_hex)
-            .finish()
+        f.debug_struct("MasterKey").field("id", &self.id()).finish()
     }
 }
 
@@ -120,8 +144,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl MasterKey {
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+impl Material {
+    fn new(bytes: [u8; 32]) -> Self {
         let bytes = Zeroizing::new(bytes);
         let mut id = [0u8; ID_LEN];
         derive(&bytes, b"key-id", &mut id);
@@ -130,6 +154,54 @@ impl MasterKey {
             bytes,
             id,
         }
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            material: RwLock::new(Arc::new(Material::new(bytes))),
+            file: None,
+            behind: AtomicBool::new(false),
+        }
+    }
+
+    fn with_file(mut self, path: &Path) -> Self {
+        self.file = Some(path.to_path_buf());
+        self
+    }
+
+    /// The key as it is now; later replacements do not change the snapshot.
+    fn material(&self) -> Arc<Material> {
+        match self.material.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Takes `other`'s key in place of this one; the file stays this key's.
+    pub fn replace_with(&self, other: &MasterKey) {
+        let new = other.material();
+        match self.material.write() {
+            Ok(mut slot) => *slot = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Where this key was read from, if a file.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Whether the database was last seen under a key this process lacks.
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the database is under another key; returns the
+    /// previous value.
+    pub fn set_behind(&self, behind: bool) -> bool {
+        self.behind.swap(behind, Ordering::Relaxed)
     }
 
     fn parse(text: &str, source_name: &'static str) -> Result<Self, MasterKeyError> {
@@ -180,7 +252,7 @@ impl MasterKey {
                 error,
             }
         })?);
-        Self::parse(&text, source_name)
+        Ok(Self::parse(&text, source_name)?.with_file(path))
     }
 
     /// Writes a new random key to `path` (which must not exist), mode 0600
@@ -207,13 +279,105 @@ impl MasterKey {
         let text = Zeroizing::new(format!("{}\n", STANDARD.encode(bytes.as_ref())));
         file.write_all(text.as_bytes()).map_err(write_error)?;
         file.sync_all().map_err(write_error)?;
-        Ok(Self::from_bytes(*bytes))
+        Ok(Self::from_bytes(*bytes).with_file(path))
     }
 
-    pub fn id(&self) -> &str {
-        &self.id_hex
+    /// The key's id (derived, not secret): the one ciphertexts carry.
+    pub fn id(&self) -> String {
+        self.material().id_hex.clone()
     }
 
+    /// Encrypts under the key whose id is `expected_id` (the database's),
+    /// or fails with [`MasterKeyError::Rotated`] if this process holds
+    /// another: the check and the encryption use one snapshot.
+    pub fn encrypt_as(
+        &self,
+        expected_id: &str,
+        purpose: Purpose,
+        aad: &Aad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, MasterKeyError> {
+        let material = self.material();
+        if material.id_hex != expected_id {
+            return Err(MasterKeyError::Rotated {
+                held: material.id_hex.clone(),
+                stored: expected_id.to_owned(),
+            });
+        }
+        material.encrypt(purpose, aad, plaintext)
+    }
+
+    pub fn encrypt(
+        &self,
+        purpose: Purpose,
+        aad: &Aad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, MasterKeyError> {
+        self.material().encrypt(purpose, aad, plaintext)
+    }
+
+    /// Decrypts a stored secret. A ciphertext under another key is one a
+    /// rotation re-encrypted before this process followed it (see
+    /// `crypto::check`): if the key file already holds that key, it opens
+    /// the ciphertext, so signed requests keep working through a rotation.
+    /// Switching keys is left to the check row.
+    pub fn decrypt(
+        &self,
+        purpose: Purpose,
+        aad: &Aad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+        match self.material().decrypt(purpose, aad, ciphertext) {
+            Err(MasterKeyError::WrongMasterKey) if purpose != Purpose::Check => {
+                let path = self.file.as_deref().ok_or(MasterKeyError::WrongMasterKey)?;
+                let from_file = Self::from_file(path, ENV_FILE)?.material();
+                from_file.decrypt(purpose, aad, ciphertext)
+            }
+            other => other,
+        }
+    }
+
+    /// An HMAC-SHA256 tag over `data` under a key derived for `label`: for
+    /// tokens the server hands out and must recognise later (list cursors).
+    pub fn mac(&self, label: &[u8], data: &[u8]) -> Vec<u8> {
+        ring::hmac::sign(&self.material().mac_key(label), data)
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Checks a (possibly truncated, at least 16-byte) tag in constant time.
+    pub fn verify_mac(&self, label: &[u8], data: &[u8], tag: &[u8]) -> bool {
+        if tag.len() < 16 || tag.len() > 32 {
+            return false;
+        }
+        let full = ring::hmac::sign(&self.material().mac_key(label), data);
+        subtle::ConstantTimeEq::ct_eq(&full.as_ref()[..tag.len()], tag).into()
+    }
+
+    fn check_aad() -> Aad<'static> {
+        Aad {
+            table: "master_key_check",
+            row_id: "1",
+            tenant: "",
+        }
+    }
+
+    pub fn check_value(&self) -> Result<Vec<u8>, MasterKeyError> {
+        self.encrypt(Purpose::Check, &Self::check_aad(), CHECK_PLAINTEXT)
+    }
+
+    pub fn verify_check(&self, stored: &[u8]) -> Result<(), MasterKeyError> {
+        match self
+            .material()
+            .decrypt(Purpose::Check, &Self::check_aad(), stored)
+        {
+            Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(()),
+            _ => Err(MasterKeyError::WrongMasterKey),
+        }
+    }
+}
+
+impl Material {
     fn purpose_key(&self, purpose: Purpose) -> Result<LessSafeKey, MasterKeyError> {
         let mut raw = Zeroizing::new([0u8; 32]);
         derive(&self.bytes, purpose.label(), raw.as_mut());
@@ -222,7 +386,7 @@ impl MasterKey {
         Ok(LessSafeKey::new(unbound))
     }
 
-    pub fn encrypt(
+    fn encrypt(
         &self,
         purpose: Purpose,
         aad: &Aad<'_>,
@@ -248,7 +412,7 @@ impl MasterKey {
         Ok(out)
     }
 
-    pub fn decrypt(
+    fn decrypt(
         &self,
         purpose: Purpose,
         aad: &Aad<'_>,
@@ -276,46 +440,10 @@ impl MasterKey {
         Ok(buffer)
     }
 
-    /// An HMAC-SHA256 tag over `data` under a key derived for `label`: for
-    /// tokens the server hands out and must recognise later (list cursors).
-    pub fn mac(&self, label: &[u8], data: &[u8]) -> Vec<u8> {
-        ring::hmac::sign(&self.mac_key(label), data)
-            .as_ref()
-            .to_vec()
-    }
-
-    /// Checks a (possibly truncated, at least 16-byte) tag in constant time.
-    pub fn verify_mac(&self, label: &[u8], data: &[u8], tag: &[u8]) -> bool {
-        if tag.len() < 16 || tag.len() > 32 {
-            return false;
-        }
-        let full = ring::hmac::sign(&self.mac_key(label), data);
-        subtle::ConstantTimeEq::ct_eq(&full.as_ref()[..tag.len()], tag).into()
-    }
-
     fn mac_key(&self, label: &[u8]) -> ring::hmac::Key {
         let mut raw = Zeroizing::new([0u8; 32]);
         derive(&self.bytes, label, raw.as_mut());
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, raw.as_ref())
-    }
-
-    fn check_aad() -> Aad<'static> {
-        Aad {
-            table: "master_key_check",
-            row_id: "1",
-            tenant: "",
-        }
-    }
-
-    pub fn check_value(&self) -> Result<Vec<u8>, MasterKeyError> {
-        self.encrypt(Purpose::Check, &Self::check_aad(), CHECK_PLAINTEXT)
-    }
-
-    pub fn verify_check(&self, stored: &[u8]) -> Result<(), MasterKeyError> {
-        match self.decrypt(Purpose::Check, &Self::check_aad(), stored) {
-            Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(()),
-            _ => Err(MasterKeyError::WrongMasterKey),
-        }
     }
 }
 
@@ -384,6 +512,57 @@ mod tests {
         ));
     }
 
+    /// A replaced key encrypts and decrypts as the new one, and
+    /// `encrypt_as` refuses to write under a key the caller did not expect.
+    #[test]
+    fn a_replaced_key_is_the_new_one_and_expectations_are_checked() {
+        let held = MasterKey::from_bytes([1; 32]);
+        let new = MasterKey::from_bytes([2; 32]);
+        let old_id = held.id();
+        let a = aad("t", "r", "x");
+        let under_old = held.encrypt(Purpose::SigningKeys, &a, b"s").unwrap();
+        assert!(matches!(
+            held.encrypt_as(&new.id(), Purpose::SigningKeys, &a, b"s"),
+            Err(MasterKeyError::Rotated { ref held, ref stored }) if *held == old_id && *stored == new.id()
+        ));
+        held.replace_with(&new);
+        assert_eq!(held.id(), new.id());
+        let sealed = held
+            .encrypt_as(&new.id(), Purpose::SigningKeys, &a, b"s")
+            .unwrap();
+        assert_eq!(ciphertext_key_id(&sealed).unwrap(), new.id());
+        assert_eq!(
+            new.decrypt(Purpose::SigningKeys, &a, &sealed)
+                .unwrap()
+                .as_slice(),
+            b"s"
+        );
+        assert!(matches!(
+            held.decrypt(Purpose::SigningKeys, &a, &under_old),
+            Err(MasterKeyError::WrongMasterKey)
+        ));
+        assert!(held.verify_check(&new.check_value().unwrap()).is_ok());
+    }
+
+    /// Before it switches, a key read from a file opens ciphertexts that
+    /// the file's newer key wrote; never the check value.
+    #[test]
+    fn ciphertexts_of_the_key_file_open_before_the_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mk");
+        std::fs::write(&path, STANDARD.encode([3u8; 32])).unwrap();
+        let held = MasterKey::from_file(&path, ENV_FILE).unwrap();
+        let newer = MasterKey::from_bytes([4; 32]);
+        let a = aad("t", "r", "x");
+        let sealed = newer.encrypt(Purpose::ApiKeySecrets, &a, b"s").unwrap();
+        assert!(held.decrypt(Purpose::ApiKeySecrets, &a, &sealed).is_err());
+        std::fs::write(&path, STANDARD.encode([4u8; 32])).unwrap();
+        let opened = held.decrypt(Purpose::ApiKeySecrets, &a, &sealed).unwrap();
+        assert_eq!(opened.as_slice(), b"s");
+        assert_ne!(held.id(), newer.id(), "no switch");
+        assert!(held.verify_check(&newer.check_value().unwrap()).is_err());
+    }
+
     #[test]
     fn env_values_are_checked_without_echoing_them() {
         let good = STANDARD.encode([9u8; 32]);
@@ -425,5 +604,6 @@ mod tests {
         assert!(MasterKey::generate_file(&path).is_err());
         let again = MasterKey::from_file(&path, ENV_FILE).unwrap();
         assert_eq!(again.id(), key.id());
+        assert_eq!(key.file(), Some(path.as_path()), "re-read after a rotation");
     }
 }

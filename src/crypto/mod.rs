@@ -1,4 +1,5 @@
 //! Keys that protect keys.
 
+pub mod check;
 pub mod master;
 pub mod rotate;

@@ -1,13 +1,22 @@
 //! Master-key rotation: every ciphertext re-encrypted under the new key, and
-//! the check row replaced, in one transaction. Servers still running with the
-//! old key must be restarted with the new one (the check row makes an old-key
-//! start fail instead of writing data no one can read).
+//! the check row switched, in one transaction: a rotation killed at any
+//! point leaves the database wholly under the old key, one that committed
+//! leaves it wholly under the new one.
+//!
+//! Servers running meanwhile never write under the old key afterwards
+//! (`crypto::check::seal`): they take the new key from their key file or
+//! refuse to store secrets until they are given it.
 
 use diesel::prelude::*;
 
 use super::master::{Aad, MasterKey, MasterKeyError, Purpose};
-use crate::db::schema::{api_keys, master_key_check, signing_keys};
+use crate::db::schema::{api_keys, locks, master_key_check, signing_keys};
 use crate::db::{self, AnyConnection};
+
+/// Test-only (debug builds): stop at a point of the rotation and wait to be
+/// killed. `0` is right after the check row switched, `N` after N rows were
+/// re-encrypted, `commit` just before the commit.
+pub const PAUSE_ENV: &str = "KEYMINT_TEST_PAUSE_MASTER_ROTATE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
@@ -20,6 +29,10 @@ pub enum RotateError {
     },
     #[error("the new master key is the current one")]
     SameKey,
+    #[error(
+        "the database is no longer under the old master key (another rotation?); nothing changed"
+    )]
+    Moved,
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -49,6 +62,19 @@ fn reseal(
         })
 }
 
+#[cfg(debug_assertions)]
+fn pause_at(point: &str) {
+    if std::env::var(PAUSE_ENV).is_ok_and(|v| v == point) {
+        eprintln!("master-key rotate: paused at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_at(_point: &str) {}
+
 pub fn rotate(
     conn: &mut AnyConnection,
     old: &MasterKey,
@@ -57,7 +83,37 @@ pub fn rotate(
     if old.id() == new.id() {
         return Err(RotateError::SameKey);
     }
+    let crypto = |what: &str| {
+        let what = what.to_owned();
+        move |source| RotateError::Crypto { what, source }
+    };
+    let check = new.check_value().map_err(crypto("check value"))?;
     db::exclusive_transaction(conn, "master_key", |conn| {
+        // Signing-key writes first take the `signing` lock and then read the
+        // check row; taking the same order here means a rotation never waits
+        // for one of them while it waits for the rotation.
+        diesel::update(locks::table.filter(locks::name.eq("signing")))
+            .set(locks::holder.eq(locks::holder))
+            .execute(conn)?;
+        // The check row before any ciphertext: on PostgreSQL this waits for
+        // every write sealing a secret under the old key (they hold the row
+        // FOR SHARE) and makes every later one see the new id, so the rows
+        // read below include all the old key ever sealed.
+        let switched = diesel::update(
+            master_key_check::table
+                .find(1)
+                .filter(master_key_check::master_key_id.eq(old.id())),
+        )
+        .set((
+            master_key_check::master_key_id.eq(new.id()),
+            master_key_check::check_value.eq(&check),
+        ))
+        .execute(conn)?;
+        if switched != 1 {
+            return Err(RotateError::Moved);
+        }
+        pause_at("0");
+        let mut resealed = 0usize;
         let mut done = Rotated::default();
         let rows: Vec<(String, Vec<u8>)> = signing_keys::table
             .select((signing_keys::kid, signing_keys::private_key_enc))
@@ -68,11 +124,13 @@ pub fn rotate(
                 row_id: &kid,
                 tenant: "",
             };
-            let resealed = reseal(old, new, Purpose::SigningKeys, &aad, &sealed)?;
+            let resealed_key = reseal(old, new, Purpose::SigningKeys, &aad, &sealed)?;
             diesel::update(signing_keys::table.find(&kid))
-                .set(signing_keys::private_key_enc.eq(resealed))
+                .set(signing_keys::private_key_enc.eq(resealed_key))
                 .execute(conn)?;
             done.signing_keys += 1;
+            resealed += 1;
+            pause_at(&resealed.to_string());
         }
         type SecretRow = (String, String, Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<SecretRow> = api_keys::table
@@ -107,17 +165,10 @@ pub fn rotate(
                 ))
                 .execute(conn)?;
             done.api_key_secrets += 1;
+            resealed += 1;
+            pause_at(&resealed.to_string());
         }
-        let check = new.check_value().map_err(|source| RotateError::Crypto {
-            what: "check value".into(),
-            source,
-        })?;
-        diesel::update(master_key_check::table.find(1))
-            .set((
-                master_key_check::master_key_id.eq(new.id()),
-                master_key_check::check_value.eq(check),
-            ))
-            .execute(conn)?;
+        pause_at("commit");
         Ok(done)
     })
 }

@@ -22,9 +22,14 @@ use crate::config::{DatabaseSettings, DatabaseTarget};
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Serialises migrations and bootstrap across replicas starting together.
-/// An arbitrary constant: "keymint" in ASCII.
-const PG_MIGRATION_LOCK: i64 = 0x006b_6579_6d69_6e74;
+/// Serialises start-up (migrations, the master-key check row, the first
+/// signing keys, the bootstrap) across processes on one PostgreSQL
+/// database. An arbitrary constant: "keymint" in ASCII.
+const PG_STARTUP_LOCK: i64 = 0x006b_6579_6d69_6e74;
+
+/// How long a SQLite start-up waits for other processes' start-ups, beyond
+/// the busy timeout of each attempt.
+const SQLITE_STARTUP_WAIT: Duration = Duration::from_secs(60);
 
 /// One connection type for both backends; queries are written once against it.
 #[derive(diesel::MultiConnection)]
@@ -496,28 +501,85 @@ where
     })
 }
 
-/// Applies pending migrations. On PostgreSQL, replicas starting together
-/// take turns under an advisory lock (a PostgreSQL-only facility).
-pub fn migrate(conn: &mut AnyConnection) -> Result<usize, DbError> {
+/// Runs `work` alone among the processes starting on this database:
+/// migrations, the master-key check row and the bootstrap happen once, and
+/// the next process finds them done. PostgreSQL: a session advisory lock
+/// (the lock table itself may not exist yet). SQLite: one `BEGIN EXCLUSIVE`
+/// transaction around `work`, waited for as long as other start-ups take.
+/// Re-entrant: inside it (or any SQLite transaction), `work` just runs.
+/// The outer `Result` is the lock's own failure.
+pub fn with_startup_lock<T, E, F>(
+    conn: &mut AnyConnection,
+    work: F,
+) -> Result<Result<T, E>, DbError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
-        AnyConnection::Sqlite(c) => {
-            let done = c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(|e| DbError::Migration(e.to_string()))?;
-            Ok(done.len())
-        }
         AnyConnection::Postgresql(c) => {
-            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
-                .execute(c)?;
-            let result = c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|done| done.len())
-                .map_err(|e| DbError::Migration(e.to_string()));
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
-                .execute(c)?;
-            result
+            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_STARTUP_LOCK})")).execute(c)?;
+            let result = work(conn);
+            // Advisory locks stack per session: one unlock per lock taken.
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_STARTUP_LOCK})"))
+                .execute(conn)?;
+            Ok(result)
+        }
+        AnyConnection::Sqlite(c) => {
+            let depth =
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?;
+            if depth.is_some() {
+                return Ok(work(conn));
+            }
+            let deadline = std::time::Instant::now() + SQLITE_STARTUP_WAIT;
+            loop {
+                // A process that opened the database at the same moment may
+                // hold it past one busy timeout (its migrations, key
+                // generation): keep waiting until the deadline.
+                match AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN EXCLUSIVE") {
+                    Ok(()) => break,
+                    Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Ended through the connection's own manager, which hands it to
+            // the SQLite one that began it.
+            type Manager = <AnyConnection as Connection>::TransactionManager;
+            match work(conn) {
+                Ok(value) => {
+                    Manager::commit_transaction(conn)?;
+                    Ok(Ok(value))
+                }
+                Err(err) => {
+                    Manager::rollback_transaction(conn)?;
+                    Ok(Err(err))
+                }
+            }
         }
     }
+}
+
+/// SQLite's "database is locked" (SQLITE_BUSY), which Diesel does not name.
+fn is_busy(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().contains("locked") || info.message().contains("busy"))
+}
+
+/// Applies pending migrations under the start-up lock, so processes
+/// starting together take turns and the later ones find nothing to do.
+pub fn migrate(conn: &mut AnyConnection) -> Result<usize, DbError> {
+    with_startup_lock(conn, |conn| match conn {
+        AnyConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|done| done.len())
+            .map_err(|e| DbError::Migration(e.to_string())),
+        AnyConnection::Postgresql(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|done| done.len())
+            .map_err(|e| DbError::Migration(e.to_string())),
+    })?
 }
 
 /// A cheap round trip.

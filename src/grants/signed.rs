@@ -25,8 +25,8 @@ use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants, used_nonces};
 use crate::db::{AnyConnection, DbError};
 use crate::grants::{Denial, Reason};
-use crate::keys::store::Candidate;
 use crate::keys::SecurityLevel;
+use crate::keys::store::Candidate;
 
 pub const SCHEME: &str = "KM-HMAC-SHA256";
 pub const KEY_ID_HEADER: &str = "x-keymint-key-id";

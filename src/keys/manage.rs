@@ -393,8 +393,7 @@ pub async fn create(
                 &settings,
             )?;
             if new.security_level == SecurityLevel::Advanced {
-                store::seal_advanced(&mut row, &master, secret.expose())
-                    .map_err(ApiError::internal)?;
+                store::seal_advanced(conn, &mut row, &master, secret.expose())?;
             }
             store::insert(conn, &row, &actor, &origin)?;
             Ok((row, secret))
@@ -1063,8 +1062,7 @@ pub async fn rotate(
                 previous_secret_hash: previous_until.and(key.secret_hash.clone()),
                 secret_enc: if advanced {
                     Some(
-                        store::encrypt_secret(&master, &key, secret.expose())
-                            .map_err(ApiError::internal)?,
+                        store::encrypt_secret(conn, &master, &key, secret.expose())?,
                     )
                 } else {
                     None

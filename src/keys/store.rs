@@ -5,7 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::audit::{self, Actor, Origin};
-use crate::crypto::master::{Aad, MasterKey, MasterKeyError, Purpose};
+use crate::crypto::check::{self, SealError};
+use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
@@ -93,13 +94,15 @@ pub fn prepare(
 }
 
 /// Makes a prepared row an advanced key's: the secret is kept only
-/// encrypted (to check signatures with) and out of the hash index.
+/// encrypted (to check signatures with) and out of the hash index. Call
+/// inside the transaction that stores the row.
 pub fn seal_advanced(
+    conn: &mut AnyConnection,
     row: &mut ApiKey,
     master: &MasterKey,
     secret: &str,
-) -> Result<(), MasterKeyError> {
-    row.secret_enc = Some(encrypt_secret(master, row, secret)?);
+) -> Result<(), SealError> {
+    row.secret_enc = Some(encrypt_secret(conn, master, row, secret)?);
     row.secret_hash = None;
     Ok(())
 }
@@ -113,12 +116,22 @@ pub fn secret_aad(key: &ApiKey) -> Aad<'_> {
     }
 }
 
+/// An advanced key's secret, encrypted for its row; only while the
+/// database is under the master key used (checked in the caller's
+/// transaction, see `crypto::check::seal`).
 pub fn encrypt_secret(
+    conn: &mut AnyConnection,
     master: &MasterKey,
     key: &ApiKey,
     secret: &str,
-) -> Result<Vec<u8>, MasterKeyError> {
-    master.encrypt(Purpose::ApiKeySecrets, &secret_aad(key), secret.as_bytes())
+) -> Result<Vec<u8>, SealError> {
+    check::seal(
+        conn,
+        master,
+        Purpose::ApiKeySecrets,
+        &secret_aad(key),
+        secret.as_bytes(),
+    )
 }
 
 /// Inserts a prepared key with its `key.created` event. Call inside a

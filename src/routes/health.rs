@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve:
-//! the database answers and a loaded key can sign now).
+//! the database answers, a loaded key can sign now, and the master key is
+//! the database's).
 
 use std::time::Duration;
 
@@ -51,6 +52,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .is_none()
     {
         return not_ready("no signing key can sign");
+    }
+    // Set by the signing reload (or a refused write) after a master-key
+    // rotation this replica could not follow: it stores no secrets and
+    // cannot check advanced keys rotated since.
+    if state.master.is_behind() {
+        return not_ready(
+            "master key rotated: this server holds the previous key; put the new one in its key file or restart it",
+        );
     }
     HttpResponse::Ok().json(json!({"status": "ready"}))
 }

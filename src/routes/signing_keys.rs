@@ -44,6 +44,7 @@ fn signing_error(err: SigningError) -> ApiError {
     match err {
         SigningError::TooYoung { .. } => ApiError::Conflict(err.to_string()),
         SigningError::Db(db) => db.into(),
+        SigningError::MasterKey(key) => key.into(),
         other => ApiError::internal(other),
     }
 }

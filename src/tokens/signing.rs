@@ -31,7 +31,8 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor, Origin};
 use crate::config::{SigningAlg, SigningSettings};
-use crate::crypto::master::{Aad, MasterKey, Purpose};
+use crate::crypto::check::{self, SealError};
+use crate::crypto::master::{Aad, MasterKey, MasterKeyError, Purpose};
 use crate::db::models::SigningKeyRow;
 use crate::db::schema::signing_keys::dsl;
 use crate::db::{self, AnyConnection, DbError};
@@ -57,6 +58,19 @@ pub enum SigningError {
     NoKey,
     #[error("key generation failed")]
     Generate,
+    /// A new key's private part could not be sealed (the master key was
+    /// rotated under this process).
+    #[error(transparent)]
+    MasterKey(MasterKeyError),
+}
+
+impl From<SealError> for SigningError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Db(db) => Self::Db(db),
+            SealError::MasterKey(key) => Self::MasterKey(key),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for SigningError {
@@ -163,12 +177,33 @@ fn aad(kid: &str) -> Aad<'_> {
     }
 }
 
-/// Generates a key pair and its encrypted row.
+/// Generates a key pair and its encrypted row, inside the caller's
+/// transaction: the private part is sealed only while the database is
+/// under `master` (see `crypto::check::seal`).
 fn generate_row(
+    conn: &mut AnyConnection,
     alg: Algorithm,
     master: &MasterKey,
     now: NaiveDateTime,
     activates_at: NaiveDateTime,
+) -> Result<SigningKeyRow, SigningError> {
+    new_row(alg, now, activates_at, |kid, pkcs8| {
+        Ok(check::seal(
+            conn,
+            master,
+            Purpose::SigningKeys,
+            &aad(kid),
+            pkcs8,
+        )?)
+    })
+}
+
+/// A fresh key pair's row, its private part sealed by `seal(kid, pkcs8)`.
+fn new_row(
+    alg: Algorithm,
+    now: NaiveDateTime,
+    activates_at: NaiveDateTime,
+    seal: impl FnOnce(&str, &[u8]) -> Result<Vec<u8>, SigningError>,
 ) -> Result<SigningKeyRow, SigningError> {
     let rng = SystemRandom::new();
     let pkcs8 = Zeroizing::new(
@@ -182,9 +217,7 @@ fn generate_row(
     );
     let parsed = crypto::ParsedKey::parse(alg, &pkcs8).map_err(|_| SigningError::Generate)?;
     let jwk = public_jwk(alg, parsed.public_key()).ok_or(SigningError::Generate)?;
-    let private_key_enc = master
-        .encrypt(Purpose::SigningKeys, &aad(&jwk.kid), &pkcs8)
-        .map_err(|_| SigningError::Generate)?;
+    let private_key_enc = seal(&jwk.kid, &pkcs8)?;
     Ok(SigningKeyRow {
         kid: jwk.kid.clone(),
         alg: jwk.alg.clone(),
@@ -311,7 +344,7 @@ pub fn settle(
             None => {
                 // Nothing could have been signed by a key that does not
                 // exist yet, so it may sign at once.
-                let row = generate_row(alg, master, now, now)?;
+                let row = generate_row(conn, alg, master, now, now)?;
                 diesel::insert_into(dsl::signing_keys)
                     .values(&row)
                     .execute(conn)?;
@@ -322,7 +355,13 @@ pub fn settle(
     }
     let rows = load_rows(conn)?;
     if !rows.iter().any(|r| is_live(r, now) && r.activates_at > now) {
-        let row = generate_row(alg, master, now, now + secs(settings.rotation_interval_s))?;
+        let row = generate_row(
+            conn,
+            alg,
+            master,
+            now,
+            now + secs(settings.rotation_interval_s),
+        )?;
         diesel::insert_into(dsl::signing_keys)
             .values(&row)
             .execute(conn)?;
@@ -411,6 +450,7 @@ pub fn rotate(
         }
         let alg = jwt_algorithm(settings.alg);
         let new_next = generate_row(
+            conn,
             alg,
             master,
             now,
@@ -798,6 +838,21 @@ pub fn revoke(
 mod tests {
     use super::*;
 
+    /// A generated row sealed without a database to check against.
+    fn test_row(
+        alg: Algorithm,
+        master: &MasterKey,
+        now: NaiveDateTime,
+        activates_at: NaiveDateTime,
+    ) -> SigningKeyRow {
+        new_row(alg, now, activates_at, |kid, pkcs8| {
+            Ok(master
+                .encrypt(Purpose::SigningKeys, &aad(kid), pkcs8)
+                .unwrap())
+        })
+        .unwrap()
+    }
+
     #[test]
     fn rfc7638_thumbprint_of_the_rfc_example_key() {
         // RFC 7638 §3.1 uses an RSA key; RFC 8037 §A.3 gives the Ed25519 one.
@@ -828,7 +883,7 @@ mod tests {
         };
         let now = Utc::now().naive_utc();
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let row = generate_row(alg, &master, now, now).unwrap();
+            let row = test_row(alg, &master, now, now);
             let ring = KeyRing::load(std::slice::from_ref(&row), &master, &settings, now).unwrap();
             let token = ring
                 .signer(now.and_utc().timestamp())
@@ -869,8 +924,8 @@ mod tests {
             rotation_interval_s: 86_400,
         };
         let now = Utc::now().naive_utc();
-        let active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
-        let next = generate_row(Algorithm::ES256, &master, now, now + Duration::days(1)).unwrap();
+        let active = test_row(Algorithm::ES256, &master, now, now);
+        let next = test_row(Algorithm::ES256, &master, now, now + Duration::days(1));
         let pkcs8 = |row: &SigningKeyRow| {
             master
                 .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
@@ -916,12 +971,12 @@ mod tests {
         let now = Utc::now().naive_utc();
         let switch = now + Duration::seconds(30);
         let later = switch + Duration::days(30);
-        let mut active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        let mut active = test_row(Algorithm::ES256, &master, now, now);
         active.retired_at = Some(switch);
-        let mut revoked = generate_row(Algorithm::ES256, &master, now, switch).unwrap();
+        let mut revoked = test_row(Algorithm::ES256, &master, now, switch);
         revoked.revoked_at = Some(now);
         revoked.retired_at = Some(now);
-        let after = generate_row(Algorithm::ES256, &master, now, later).unwrap();
+        let after = test_row(Algorithm::ES256, &master, now, later);
         let rows = vec![after.clone(), revoked.clone(), active.clone()];
 
         assert!(!is_settled(&rows, now));
@@ -950,7 +1005,7 @@ mod tests {
         crypto::install();
         let master = MasterKey::from_bytes([4; 32]);
         let now = Utc::now().naive_utc();
-        let mut active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
+        let mut active = test_row(Algorithm::ES256, &master, now, now);
         active.retired_at = Some(now + Duration::seconds(10));
         let ring = KeyRing::load(std::slice::from_ref(&active), &master, &settings(), now).unwrap();
         let at = |d: i64| (now + Duration::seconds(d)).and_utc().timestamp();
@@ -969,8 +1024,8 @@ mod tests {
         crypto::install();
         let master = MasterKey::from_bytes([5; 32]);
         let now = Utc::now().naive_utc();
-        let active = generate_row(Algorithm::ES256, &master, now, now).unwrap();
-        let next = generate_row(Algorithm::ES256, &master, now, now + Duration::days(1)).unwrap();
+        let active = test_row(Algorithm::ES256, &master, now, now);
+        let next = test_row(Algorithm::ES256, &master, now, now + Duration::days(1));
         let ring =
             KeyRing::load(&[next.clone(), active.clone()], &master, &settings(), now).unwrap();
 
@@ -979,8 +1034,7 @@ mod tests {
         revoked.retired_at = Some(now);
         let mut promoted = next.clone();
         promoted.activates_at = now;
-        let mut unreadable =
-            generate_row(Algorithm::ES256, &master, now, now + Duration::days(2)).unwrap();
+        let mut unreadable = test_row(Algorithm::ES256, &master, now, now + Duration::days(2));
         unreadable.private_key_enc = vec![0; 40];
         let rows = vec![unreadable, promoted, revoked];
         assert!(ring.reload(&rows, &master, now).is_err());

@@ -416,7 +416,7 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
         .iter()
         .chain([current.as_ref().unwrap(), previous.as_ref().unwrap()])
     {
-        assert_eq!(ciphertext_key_id(blob).as_deref(), Some(new.id()));
+        assert_eq!(ciphertext_key_id(blob).as_deref(), Some(new.id().as_str()));
     }
     let check_id: String = master_key_check::table
         .select(master_key_check::master_key_id)

@@ -17,6 +17,7 @@ mod oauth_powers;
 mod powers_matrix;
 mod powers_model;
 mod readme;
+mod replicas;
 mod settings;
 mod signing;
 mod starve;

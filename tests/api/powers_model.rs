@@ -359,7 +359,6 @@ struct Held {
 
 struct Principal {
     name: &'static str,
-    tenant: &'static str,
     /// The reserved scopes it held at the start: it may never hold more.
     initial: BTreeSet<String>,
     held: Vec<Held>,
@@ -508,7 +507,6 @@ impl<'a> World<'a> {
             let key = world.learn(created["id"].as_str().unwrap_or_default(), spec.tenant);
             world.principals.push(Principal {
                 name: spec.name,
-                tenant: spec.tenant,
                 initial: spec
                     .scopes
                     .iter()

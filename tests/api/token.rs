@@ -628,7 +628,7 @@ async fn secrets_never_reach_the_database(backend: Backend) {
         );
         assert_eq!(
             keymint::crypto::master::ciphertext_key_id(&row.private_key_enc).as_deref(),
-            Some(master.id())
+            Some(master.id().as_str())
         );
         let aad = keymint::crypto::master::Aad {
             table: "signing_keys",
