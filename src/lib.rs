@@ -1,6 +1,7 @@
 //! keymint: a token-exchange authorization server.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;

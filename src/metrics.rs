@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::startup::AppState;
+use crate::app::AppState;
 
 /// Latency buckets, in seconds.
 const BUCKETS: &[f64] = &[

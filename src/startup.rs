@@ -12,12 +12,13 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use chrono::Utc;
 
+use crate::app::AppState;
 use crate::auth::denials::AdminDenials;
 use crate::bootstrap;
 use crate::config::Settings;
 use crate::crypto::check;
 use crate::crypto::master::{MasterKey, MasterKeyError};
-use crate::db::{self, AnyConnection, DbError, Pool};
+use crate::db::{self, AnyConnection, DbError};
 use crate::routes::{
     audit, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token, wellknown,
 };
@@ -27,25 +28,6 @@ use crate::usage::Usage;
 
 /// Bodies on every route but the token endpoints (which take 8 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: Pool,
-    pub keyring: Arc<KeyRing>,
-    pub usage: Arc<Usage>,
-    /// Refused admin requests, counted in memory and flushed with usage.
-    pub denials: Arc<AdminDenials>,
-    pub master: Arc<MasterKey>,
-    pub limiter: Arc<crate::limits::Limiter>,
-    /// Admin-API requests per calling key (`limits.admin_per_s`).
-    pub admin_limiter: Arc<crate::limits::AdminLimiter>,
-    /// Connections of their own for admin lists and searches, so they never
-    /// take `pool`'s from the token endpoints.
-    pub admin_lane: Arc<db::AdminLane>,
-    /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
-}
 
 /// Choices made by whoever starts the server, beyond the configuration.
 #[derive(Debug, Clone, Default)]

@@ -74,7 +74,7 @@ pub async fn request_span(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let draining = req
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::app::AppState>>()
         .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::Relaxed));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(

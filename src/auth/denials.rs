@@ -21,11 +21,11 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use chrono::{NaiveDateTime, Utc};
 
+use crate::app::AppState;
 use crate::audit::{self, Actor, Origin};
 use crate::client_ip::client_ip;
 use crate::db::{self, AnyConnection, DbError, Pool};
 use crate::grants::address_bucket;
-use crate::startup::AppState;
 use crate::telemetry::RequestId;
 
 /// The most summaries held between two flushes.

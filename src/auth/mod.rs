@@ -17,6 +17,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use chrono::Utc;
 use diesel::prelude::*;
 
+use crate::app::AppState;
 use crate::audit::{Actor, Origin};
 use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
@@ -25,7 +26,6 @@ use crate::db::{self, AnyConnection};
 use crate::error::ApiError;
 use crate::grants::split_authorization;
 use crate::keys::Status;
-use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::tenants;
 use crate::tokens::verify;

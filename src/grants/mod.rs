@@ -34,6 +34,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::app::AppState;
 use crate::audit::{self, Actor, Origin};
 use crate::crypto::master::MasterKey;
 use crate::db::{self, AnyConnection, DbError};
@@ -43,7 +44,6 @@ use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::{self, Candidate};
 use crate::keys::{SecurityLevel, Status};
 use crate::limits::Limiter;
-use crate::startup::AppState;
 use crate::tenants;
 use crate::tokens::issue::{self, Requested};
 

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::app::AppState;
 use crate::audit::{self, Origin};
 use crate::auth::Principal;
 use crate::auth::powers::{ChildRequest, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, Refused};
@@ -23,7 +24,6 @@ use crate::keys::rules::{self, Expiry};
 use crate::keys::store::{self, NewKey};
 use crate::keys::view::{CreatedKey, KeyView};
 use crate::routes::json_body::{Body, Field};
-use crate::startup::AppState;
 use crate::tenants;
 use crate::tokens::issue::{AccessClaims, ascii_quote};
 

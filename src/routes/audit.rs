@@ -4,12 +4,12 @@ use actix_web::{HttpResponse, web};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::app::AppState;
 use crate::audit::{self, ACTIONS, EventView, Filter};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::{ApiError, FieldError};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
-use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::db;
-use crate::startup::AppState;
 
 /// How long readiness waits for a database connection: a probe must answer
 /// quickly even when the database is gone.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::app::AppState;
 use crate::audit::{self, Actor, Origin};
 use crate::auth::{self, Principal, powers};
 use crate::client_ip::client_ip;
@@ -16,7 +17,6 @@ use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Credential, Flavor, Presented, client_credentials, split_authorization};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
 use crate::keys::{Status, store};
-use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::tokens::issue::AccessClaims;
 use crate::tokens::verify;

@@ -5,11 +5,12 @@ use actix_web::{HttpResponse, web};
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::app::AppState;
 use crate::auth::Principal;
 use crate::db::models::SigningKeyRow;
 use crate::db::{self};
 use crate::error::ApiError;
-use crate::startup::{AppState, reload_keys};
+use crate::startup::reload_keys;
 use crate::tokens::signing::{self, SigningError};
 
 #[derive(Serialize, utoipa::ToSchema)]

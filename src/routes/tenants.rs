@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::app::AppState;
 use crate::audit;
 use crate::auth::Principal;
 use crate::db::models::Tenant;
@@ -13,7 +14,7 @@ use crate::db::{self};
 use crate::error::{ApiError, FieldError};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
 use crate::routes::json_body::{Body, is_json, read_limited};
-use crate::startup::{AppState, BODY_LIMIT};
+use crate::startup::BODY_LIMIT;
 use crate::tenants;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -3,11 +3,11 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
+use crate::app::AppState;
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
 use crate::grants::{self, Credential, Flavor, client_credentials, signed, simple, token_exchange};
-use crate::startup::AppState;
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::app::AppState;
 
 #[utoipa::path(operation_id = "jwks", get, path = "/.well-known/jwks.json", tag = "validation",
     responses((status = 200, description = "Every key that can have signed a still-valid token, plus the next key",

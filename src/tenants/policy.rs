@@ -8,6 +8,7 @@ use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::app::AppState;
 use crate::audit::{self, Actor, Origin};
 use crate::auth::Principal;
 use crate::db::models::{Tenant, TenantAudience};
@@ -16,7 +17,6 @@ use crate::db::{self, AnyConnection};
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
 use crate::routes::json_body::{Body, Field};
-use crate::startup::AppState;
 use crate::tokens::issue::ascii_quote;
 
 pub const MAX_AUDIENCES: usize = 50;

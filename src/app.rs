@@ -1,0 +1,60 @@
+//! The state every request handler, extractor and background loop shares:
+//! built once by [`crate::startup::Application`] and handed to actix as
+//! `web::Data<AppState>`. Each member is behind an `Arc` (or is a pool,
+//! itself a handle) because actix clones the state into every worker thread
+//! and the background loops hold their own clone.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::auth::denials::AdminDenials;
+use crate::config::Settings;
+use crate::crypto::master::MasterKey;
+use crate::db::{self, Pool};
+use crate::limits::{AdminLimiter, Limiter};
+use crate::tokens::signing::KeyRing;
+use crate::usage::Usage;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The configuration the server started with (the bound address filled
+    /// in). Read everywhere: token lifetimes, limits, the issuer, database
+    /// timeouts; never changed while running, hence shared rather than cloned.
+    pub settings: Arc<Settings>,
+    /// Database connections for the token endpoints and every admin write.
+    /// Shared so all workers draw on the one `database.max_connections`
+    /// budget; the readiness probe and the metrics gauge read it too.
+    pub pool: Pool,
+    /// The signing keys loaded from the database: the exchange signs with it,
+    /// the admin extractor and introspection verify with it, the JWKS route
+    /// publishes it. One per replica so the periodic reload (see
+    /// `startup::reload_keys`) swaps keys for every worker at once.
+    pub keyring: Arc<KeyRing>,
+    /// Key usage (`last_used_at`, `tokens_issued`) counted in memory by the
+    /// exchange and flushed in batches by the background loop and at
+    /// shutdown, so issuing a token never writes to the database.
+    pub usage: Arc<Usage>,
+    /// Refused admin requests, counted in memory and flushed with usage.
+    /// Recorded by the admin middleware on every worker, hence shared.
+    pub denials: Arc<AdminDenials>,
+    /// The master key: seals signing keys and API-key secrets at rest and
+    /// authenticates list cursors. Used by the key service and the exchange,
+    /// the list routes and the signing reload; readiness reports when it is
+    /// behind a rotation.
+    pub master: Arc<MasterKey>,
+    /// Per-key exchange buckets and the failed-authentication guard per
+    /// client address. Shared so a key's rate and a guesser's budget hold
+    /// across all workers of this replica.
+    pub limiter: Arc<Limiter>,
+    /// Admin-API requests per calling key (`limits.admin_per_s`), checked by
+    /// the admin extractor; apart from `limiter` so administering never
+    /// spends a key's exchange budget.
+    pub admin_limiter: Arc<AdminLimiter>,
+    /// Connections of their own for admin lists and searches, so they never
+    /// take `pool`'s from the token endpoints.
+    pub admin_lane: Arc<db::AdminLane>,
+    /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
+    /// Written by the signal handler, read by readiness (503) and the
+    /// request middleware (`Connection: close`).
+    pub draining: Arc<AtomicBool>,
+}
