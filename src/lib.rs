@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod grants;
+pub mod input;
 pub mod janitor;
 pub mod keys;
 pub mod limits;

@@ -19,15 +19,13 @@ use crate::config::Settings;
 use crate::crypto::check;
 use crate::crypto::master::{MasterKey, MasterKeyError};
 use crate::db::{self, AnyConnection, DbError};
+use crate::input::body::BODY_LIMIT;
 use crate::routes::{
     audit, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token, wellknown,
 };
 use crate::telemetry;
 use crate::tokens::signing::{self, KeyRing};
 use crate::usage::Usage;
-
-/// Bodies on every route but the token endpoints (which take 8 KiB).
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Choices made by whoever starts the server, beyond the configuration.
 #[derive(Debug, Clone, Default)]

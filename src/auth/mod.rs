@@ -24,7 +24,7 @@ use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, revoked_tokens, tenants as tenants_table};
 use crate::db::{self, AnyConnection};
 use crate::error::ApiError;
-use crate::grants::split_authorization;
+use crate::input::authorization::split_authorization;
 use crate::keys::Status;
 use crate::telemetry::RequestId;
 use crate::tenants;

@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::error::{AuthScheme, OAuthError};
+use crate::grants::Presented;
 use crate::grants::form::FormParams;
-use crate::grants::{Presented, split_authorization};
+use crate::input::authorization::split_authorization;
 
 /// A key id is a UUID; anything else cannot name a key.
 fn plausible_key_id(id: &str) -> bool {

@@ -578,13 +578,6 @@ pub fn address_bucket(ip: Option<IpAddr>) -> String {
     }
 }
 
-/// Splits `Authorization` into scheme and credentials; the scheme compares
-/// case-insensitively.
-pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    Some((scheme, rest.trim()))
-}
-
 /// Client authentication outside an exchange (token exchange's optional
 /// client, introspection, revocation): the same checks as the exchange —
 /// a usable key, admitted by [`admit`] — behind the same

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::error::{AuthScheme, OAuthError};
+use crate::grants::Presented;
 use crate::grants::form::has_media_type;
-use crate::grants::{Presented, split_authorization};
+use crate::input::authorization::split_authorization;
 use crate::tokens::issue::Requested;
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,11 +19,11 @@ use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection};
 use crate::domain::{audience, cidr, scope};
 use crate::error::{ApiError, FieldError};
+use crate::input::json::{Body, Field};
 use crate::keys::SecurityLevel;
 use crate::keys::rules::{self, Expiry};
 use crate::keys::store::{self, NewKey};
 use crate::keys::view::{CreatedKey, KeyView};
-use crate::routes::json_body::{Body, Field};
 use crate::tenants;
 use crate::tokens::issue::{AccessClaims, ascii_quote};
 
@@ -525,7 +525,7 @@ pub async fn list(
     {
         errors.push(FieldError::new("owner", e));
     }
-    let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
+    let limit = crate::input::json::page_limit(query.limit.as_deref(), &mut errors);
     // keys:self callers see only their own keys, whatever they ask.
     let owner = reader
         .forced_owner()

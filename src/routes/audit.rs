@@ -74,7 +74,7 @@ pub async fn list(
     };
     let since = time("since", &q.since);
     let until = time("until", &q.until);
-    let limit = crate::routes::json_body::page_limit(q.limit.as_deref(), &mut errors);
+    let limit = crate::input::json::page_limit(q.limit.as_deref(), &mut errors);
     let digest = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}",
         q.action, q.key_id, q.actor, q.since, q.until

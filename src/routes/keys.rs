@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::input::body::{BODY_LIMIT, read_limited};
+use crate::input::json::is_json;
 use crate::keys::manage::{self, ListQuery};
-use crate::routes::json_body::{is_json, read_limited};
-use crate::startup::BODY_LIMIT;
 
 fn json_body(req: &HttpRequest, body: &[u8], merge_patch: bool) -> Result<(), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) || is_json(req, merge_patch) {

@@ -5,7 +5,6 @@ pub mod audit;
 pub mod docs;
 pub mod fallback;
 pub mod health;
-pub mod json_body;
 pub mod keys;
 pub mod oauth;
 pub mod settings;

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::json_body::{is_json, read_limited};
-use crate::startup::BODY_LIMIT;
+use crate::input::body::{BODY_LIMIT, read_limited};
+use crate::input::json::is_json;
 use crate::tenants::policy;
 
 #[utoipa::path(operation_id = "getSettings", get, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),

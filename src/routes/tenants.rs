@@ -12,9 +12,9 @@ use crate::auth::Principal;
 use crate::db::models::Tenant;
 use crate::db::{self};
 use crate::error::{ApiError, FieldError};
+use crate::input::body::{BODY_LIMIT, read_limited};
+use crate::input::json::{Body, is_json};
 use crate::keys::manage::{Page, open_cursor, seal_cursor};
-use crate::routes::json_body::{Body, is_json, read_limited};
-use crate::startup::BODY_LIMIT;
 use crate::tenants;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -139,7 +139,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     principal.tenant_admin()?;
     let mut errors = Vec::new();
-    let limit = crate::routes::json_body::page_limit(query.limit.as_deref(), &mut errors);
+    let limit = crate::input::json::page_limit(query.limit.as_deref(), &mut errors);
     let after = match &query.cursor {
         None => None,
         Some(c) => match open_cursor::<TenantCursor>(&state.master, c) {

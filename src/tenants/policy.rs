@@ -16,7 +16,7 @@ use crate::db::schema::{api_keys, tenant_audiences, tenants};
 use crate::db::{self, AnyConnection};
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
-use crate::routes::json_body::{Body, Field};
+use crate::input::json::{Body, Field};
 use crate::tokens::issue::ascii_quote;
 
 pub const MAX_AUDIENCES: usize = 50;

@@ -11,20 +11,6 @@ use crate::error::{ApiError, FieldError};
 
 pub const MAX_DEPTH: usize = 16;
 
-/// Reads an admin request body up to `limit` bytes; beyond it, a 413
-/// problem (actix's own limit would answer in plain text).
-pub async fn read_limited(
-    payload: actix_web::web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    use crate::grants::form::{BodyError, read_capped};
-    match read_capped(payload, limit).await {
-        Ok(mut body) => Ok(std::mem::take(&mut *body)),
-        Err(BodyError::TooLarge) => Err(ApiError::PayloadTooLarge { limit }),
-        Err(BodyError::Unreadable) => Err(ApiError::bad_request("the body could not be read")),
-    }
-}
-
 /// A list's `limit`: 1..200, default 50; a bad value is recorded in `errors`.
 pub fn page_limit(raw: Option<&str>, errors: &mut Vec<FieldError>) -> i64 {
     match raw {
