@@ -13,7 +13,6 @@ use crate::app::AppState;
 use crate::audit::{self, Origin};
 use crate::auth::Principal;
 use crate::auth::powers::{ChildRequest, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, Refused};
-use crate::crypto::master::MasterKey;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection};
@@ -24,6 +23,7 @@ use crate::keys::SecurityLevel;
 use crate::keys::rules::{self, Expiry};
 use crate::keys::store::{self, NewKey};
 use crate::keys::view::{CreatedKey, KeyView};
+use crate::pagination::{Page, open_cursor, seal_cursor};
 use crate::tenants;
 use crate::tokens::issue::{AccessClaims, ascii_quote};
 
@@ -437,12 +437,6 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct CursorPayload {
     /// Tenant id.
@@ -460,26 +454,6 @@ fn filter_digest(parts: &[Option<&str>]) -> String {
         ctx.update(b"\x1f");
     }
     URL_SAFE_NO_PAD.encode(&ctx.finish().as_ref()[..12])
-}
-
-/// Cursors are signed so a client cannot forge one for another tenant or
-/// filter set; they are opaque and carry no secret.
-pub fn seal_cursor(master: &MasterKey, payload: &impl Serialize) -> String {
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap_or_default());
-    let tag = master.mac(b"list-cursor", body.as_bytes());
-    format!("{body}.{}", URL_SAFE_NO_PAD.encode(&tag[..16]))
-}
-
-pub fn open_cursor<T: for<'de> Deserialize<'de>>(master: &MasterKey, cursor: &str) -> Option<T> {
-    if cursor.len() > 512 {
-        return None;
-    }
-    let (body, tag) = cursor.split_once('.')?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-    if !master.verify_mac(b"list-cursor", body.as_bytes(), &tag) {
-        return None;
-    }
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
 fn like_pattern(q: &str) -> String {

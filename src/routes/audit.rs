@@ -9,7 +9,7 @@ use crate::audit::{self, ACTIONS, EventView, Filter};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::{ApiError, FieldError};
-use crate::keys::manage::{Page, open_cursor, seal_cursor};
+use crate::pagination::{Page, open_cursor, seal_cursor};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +40,7 @@ struct AuditCursor {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query),
     ),
-    responses((status = 200, description = "Newest first", body = crate::keys::manage::Page<crate::audit::EventView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::audit::EventView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<Query>,

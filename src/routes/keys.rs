@@ -54,7 +54,7 @@ pub async fn create(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
-    responses((status = 200, description = "Newest first", body = crate::keys::manage::Page<crate::keys::view::KeyView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::keys::view::KeyView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,

@@ -51,7 +51,7 @@ fn signing_error(err: SigningError) -> ApiError {
 }
 
 #[utoipa::path(operation_id = "listSigningKeys", get, path = "/api/v1/signing-keys", tag = "signing-keys", security(("admin_bearer" = [])),
-    responses((status = 200, description = "Every signing key, metadata only", body = crate::keys::manage::Page<SigningKeyView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Every signing key, metadata only", body = crate::pagination::Page<SigningKeyView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,

@@ -14,7 +14,7 @@ use crate::db::{self};
 use crate::error::{ApiError, FieldError};
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::{Body, is_json};
-use crate::keys::manage::{Page, open_cursor, seal_cursor};
+use crate::pagination::{Page, open_cursor, seal_cursor};
 use crate::tenants;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,7 +131,7 @@ struct TenantCursor {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query),
     ),
-    responses((status = 200, description = "Tenants by slug", body = crate::keys::manage::Page<TenantView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Tenants by slug", body = crate::pagination::Page<TenantView>), crate::openapi::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
