@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv6Net;
+use ipnet::{IpNet, Ipv6Net};
 use lru::LruCache;
 
 const SHARDS: usize = 16;
@@ -53,6 +53,18 @@ fn address_key(ip: IpAddr) -> IpAddr {
             .map(|n| IpAddr::V6(n.trunc().addr()))
             .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
+    }
+}
+
+/// Unknown-key denials are summarised per address: an IPv4 address, or the
+/// /64 an IPv6 address belongs to.
+pub fn address_bucket(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) => IpNet::new(IpAddr::V6(v6), 64)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+        Some(v4) => v4.to_string(),
+        None => "unknown".to_owned(),
     }
 }
 

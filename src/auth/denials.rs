@@ -25,7 +25,7 @@ use crate::app::AppState;
 use crate::audit::{self, Actor, Origin};
 use crate::client_ip::client_ip;
 use crate::db::{self, AnyConnection, DbError, Pool};
-use crate::grants::address_bucket;
+use crate::limits::address_bucket;
 use crate::telemetry::RequestId;
 
 /// The most summaries held between two flushes.

@@ -271,7 +271,7 @@ impl SelfService {
         {
             return Err(self_refusal(format!(
                 "only audiences your own key holds can be granted; `{}` is not one",
-                crate::tokens::issue::ascii_quote(a)
+                crate::domain::text::ascii_quote(a)
             )));
         }
         if request.has_claims {
@@ -349,7 +349,7 @@ impl SelfService {
                     if !inside {
                         return Err(ApiError::Forbidden(format!(
                             "with keys:self, `{}` is not within your own key's IP allow-list",
-                            crate::tokens::issue::ascii_quote(entry)
+                            crate::domain::text::ascii_quote(entry)
                         )));
                     }
                 }

@@ -3,7 +3,7 @@
 //! a tenant holds only its own `urn:keymint:tenant:<slug>`, and nobody
 //! holds the admin audience.
 
-use crate::tokens::issue::ascii_quote;
+use crate::domain::text::ascii_quote;
 
 pub fn is_valid(value: &str) -> bool {
     if value.is_empty()

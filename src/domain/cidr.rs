@@ -2,7 +2,7 @@
 
 use ipnet::IpNet;
 
-use crate::tokens::issue::ascii_quote;
+use crate::domain::text::ascii_quote;
 
 pub fn check(value: &str) -> Result<(), String> {
     let net: IpNet = value

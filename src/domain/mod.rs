@@ -3,3 +3,4 @@
 pub mod audience;
 pub mod cidr;
 pub mod scope;
+pub mod text;

@@ -36,7 +36,7 @@ impl FormParams {
             if map.contains_key(&name) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{}` is repeated",
-                    crate::tokens::issue::ascii_quote(&name)
+                    crate::domain::text::ascii_quote(&name)
                 )));
             }
             map.insert(name, Zeroizing::new(value.into_owned()));

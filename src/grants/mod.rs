@@ -43,7 +43,7 @@ use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::{self, Candidate};
 use crate::keys::{SecurityLevel, Status};
-use crate::limits::Limiter;
+use crate::limits::{Limiter, address_bucket};
 use crate::tenants;
 use crate::tokens::issue::{self, Requested};
 
@@ -563,18 +563,6 @@ impl Proof {
                 Err(err) => Err(Failure::BadSignature(err)),
             },
         }
-    }
-}
-
-/// Unknown-key denials are summarised per address: an IPv4 address, or the
-/// /64 an IPv6 address belongs to.
-pub fn address_bucket(ip: Option<IpAddr>) -> String {
-    match ip {
-        Some(IpAddr::V6(v6)) => IpNet::new(IpAddr::V6(v6), 64)
-            .map(|n| n.trunc().to_string())
-            .unwrap_or_else(|_| v6.to_string()),
-        Some(v4) => v4.to_string(),
-        None => "unknown".to_owned(),
     }
 }
 

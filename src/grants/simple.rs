@@ -62,7 +62,7 @@ pub fn requested(req: &HttpRequest, body: &[u8]) -> Result<Requested, OAuthError
     let body: Body = serde_json::from_slice(body).map_err(|e| {
         OAuthError::invalid_request(format!(
             "invalid JSON body: {}",
-            crate::tokens::issue::ascii_quote(&e.to_string())
+            crate::domain::text::ascii_quote(&e.to_string())
         ))
     })?;
     let expires_in = match body.expires_in {

@@ -91,7 +91,7 @@ impl Body {
         let errors = map
             .keys()
             .filter(|k| !allowed.contains(&k.as_str()))
-            .map(|k| FieldError::new(crate::tokens::issue::ascii_quote(k), "unknown field"))
+            .map(|k| FieldError::new(crate::domain::text::ascii_quote(k), "unknown field"))
             .collect();
         Ok(Self { map, errors })
     }

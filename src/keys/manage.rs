@@ -16,6 +16,7 @@ use crate::auth::powers::{ChildRequest, KeyAdmin, KeyCreator, KeyReader, KeyRevo
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection};
+use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr, scope};
 use crate::error::{ApiError, FieldError};
 use crate::input::json::{Body, Field};
@@ -25,7 +26,7 @@ use crate::keys::store::{self, NewKey};
 use crate::keys::view::{CreatedKey, KeyView};
 use crate::pagination::{Page, open_cursor, seal_cursor};
 use crate::tenants;
-use crate::tokens::issue::{AccessClaims, ascii_quote};
+use crate::tokens::issue::AccessClaims;
 
 pub const MAX_JSON_OBJECT: usize = 4096;
 pub const MAX_ALLOWLIST: usize = 100;

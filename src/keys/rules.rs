@@ -53,7 +53,7 @@ pub fn scopes(values: &[String], tenant: &Tenant) -> Result<(), FieldError> {
             "scopes",
             format!(
                 "`{}` must match ^[A-Za-z0-9:._/-]{{1,100}}$",
-                crate::tokens::issue::ascii_quote(bad)
+                crate::domain::text::ascii_quote(bad)
             ),
         ));
     }

@@ -14,10 +14,10 @@ use crate::auth::Principal;
 use crate::db::models::{Tenant, TenantAudience};
 use crate::db::schema::{api_keys, tenant_audiences, tenants};
 use crate::db::{self, AnyConnection};
+use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
 use crate::input::json::{Body, Field};
-use crate::tokens::issue::ascii_quote;
 
 pub const MAX_AUDIENCES: usize = 50;
 pub const MAX_RANGES: usize = 100;
