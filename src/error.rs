@@ -363,12 +363,13 @@ impl OAuthError {
         }
     }
 
-    /// 401 for a signed request; only a stale timestamp and a reused nonce
-    /// say so, every other failure reads `invalid signature`.
-    pub fn bad_signature(err: crate::grants::signed::SignedError) -> Self {
+    /// 401 for a signed request. The caller chooses `description` (see
+    /// `grants::signed`, which builds it), so this module needs no knowledge
+    /// of what a signature failure may reveal.
+    pub fn bad_signature(description: impl Into<String>) -> Self {
         Self {
             scheme: Some(AuthScheme::Hmac),
-            ..Self::new(OAuthErrorCode::InvalidClient, err.to_string())
+            ..Self::new(OAuthErrorCode::InvalidClient, description)
         }
     }
 

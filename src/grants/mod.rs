@@ -388,7 +388,7 @@ impl Flavor {
                     OAuthError::invalid_request("subject_token is invalid")
                 }
             },
-            Failure::BadSignature(err) => OAuthError::bad_signature(err),
+            Failure::BadSignature(err) => OAuthError::from(err),
             Failure::RateLimited(retry_after_s) => OAuthError::rate_limited(retry_after_s),
             Failure::Refused(reason) => {
                 let description = match reason {

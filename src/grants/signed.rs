@@ -24,6 +24,7 @@ use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants, used_nonces};
 use crate::db::{AnyConnection, DbError};
+use crate::error::OAuthError;
 use crate::grants::{Denial, Reason};
 use crate::keys::SecurityLevel;
 use crate::keys::store::Candidate;
@@ -51,6 +52,14 @@ pub enum SignedError {
     Stale,
     #[error("nonce reused")]
     Reused,
+}
+
+/// 401 for a signed request; only a stale timestamp and a reused nonce
+/// say so, every other failure reads `invalid signature`.
+impl From<SignedError> for OAuthError {
+    fn from(err: SignedError) -> Self {
+        OAuthError::bad_signature(err.to_string())
+    }
 }
 
 /// Whether the request carries any part of a signature.

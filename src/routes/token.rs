@@ -24,7 +24,7 @@ pub fn signed_credential(req: &HttpRequest, body: &[u8]) -> Result<Option<Creden
     }
     signed::parse(req, body)
         .map(|s| Some(Credential::Signed(s)))
-        .map_err(OAuthError::bad_signature)
+        .map_err(OAuthError::from)
 }
 
 fn requested(form: &FormParams) -> Requested {
