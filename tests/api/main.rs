@@ -15,6 +15,7 @@ mod logs;
 mod oauth_powers;
 mod readme;
 mod settings;
+mod soak;
 mod tenants;
 mod token;
 mod verify;
