@@ -3,8 +3,18 @@
 //! on failed authentications per client address (`/64` for IPv6), checked
 //! before any key lookup so guessing costs the guesser, not the database.
 //! The admin API has buckets of its own, per calling key ([`AdminLimiter`]).
+//!
+//! Memory is bounded whatever the traffic: each map is a set of LRUs with a
+//! fixed total capacity, so a long life or a flood of keys or addresses
+//! evicts the least recently seen entry instead of growing.
+//! - Buckets: at most [`MAX_TRACKED_KEYS`] keys (about 15 MiB when full).
+//!   An evicted key starts again with a full bucket, which it would have
+//!   had anyway after `burst / rate` seconds idle: eviction forgives a key
+//!   at most one burst, and only when about `MAX_TRACKED_KEYS` other keys
+//!   (its shard's share of them) were used since its last request.
+//! - Failed authentications: at most [`MAX_TRACKED_ADDRESSES`] addresses
+//!   (about 10 MiB when full). An evicted address starts a new window.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -17,6 +27,8 @@ use lru::LruCache;
 const SHARDS: usize = 16;
 /// At most this many addresses are tracked; the least recently seen go first.
 pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
+/// At most this many keys have a bucket; the least recently used go first.
+pub const MAX_TRACKED_KEYS: usize = 100_000;
 const WINDOW: Duration = Duration::from_secs(60);
 
 struct Bucket {
@@ -30,7 +42,9 @@ struct Failures {
 }
 
 pub struct Limiter {
-    buckets: Vec<Mutex<HashMap<String, Bucket>>>,
+    /// Sharded so workers taking tokens for different keys rarely meet on
+    /// one lock; the shards together hold at most `MAX_TRACKED_KEYS`.
+    buckets: Vec<Mutex<LruCache<String, Bucket>>>,
     hasher: std::collections::hash_map::RandomState,
     /// Sharded like the buckets, so checking an address on every exchange
     /// does not make all workers meet on one lock; the shards together hold
@@ -70,13 +84,25 @@ pub fn address_bucket(ip: Option<IpAddr>) -> String {
 
 impl Limiter {
     pub fn new(failed_auth_per_minute: u32) -> Self {
-        let capacity =
-            NonZeroUsize::new(MAX_TRACKED_ADDRESSES / SHARDS).unwrap_or(NonZeroUsize::MIN);
+        Self::with_capacity(
+            failed_auth_per_minute,
+            MAX_TRACKED_KEYS,
+            MAX_TRACKED_ADDRESSES,
+        )
+    }
+
+    /// `max_keys` and `max_addresses` are totals over the shards (each shard
+    /// holds at least one entry).
+    fn with_capacity(failed_auth_per_minute: u32, max_keys: usize, max_addresses: usize) -> Self {
+        let per_shard =
+            |total: usize| NonZeroUsize::new(total / SHARDS).unwrap_or(NonZeroUsize::MIN);
         Self {
-            buckets: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            buckets: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard(max_keys))))
+                .collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             failures: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(capacity)))
+                .map(|_| Mutex::new(LruCache::new(per_shard(max_addresses))))
                 .collect(),
             failed_auth_per_minute,
         }
@@ -106,7 +132,7 @@ impl Limiter {
         let burst = rate.ceil();
         let mut shard = lock(&self.buckets[self.shard_of(key_id.as_bytes())]);
         let now = Instant::now();
-        let bucket = shard.entry(key_id.to_owned()).or_insert(Bucket {
+        let bucket = shard.get_or_insert_mut_ref(key_id, || Bucket {
             tokens: burst,
             last: now,
         });
@@ -120,6 +146,17 @@ impl Limiter {
             let wait = (1.0 - bucket.tokens) / rate;
             Err(wait.ceil().max(1.0) as u64)
         }
+    }
+
+    /// How many keys have a bucket now (at most [`MAX_TRACKED_KEYS`]).
+    pub fn tracked_keys(&self) -> usize {
+        self.buckets.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// How many addresses have failures counted now (at most
+    /// [`MAX_TRACKED_ADDRESSES`]).
+    pub fn tracked_addresses(&self) -> usize {
+        self.failures.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Before any key lookup: refuses an address that failed too often in
@@ -253,6 +290,40 @@ mod tests {
             let _ = limiter.take(&format!("caller-{i}"));
         }
         assert_eq!(lock(&limiter.callers).len(), MAX_ADMIN_CALLERS);
+    }
+
+    #[test]
+    fn buckets_stay_bounded_under_many_keys() {
+        let limiter = Limiter::new(20);
+        for i in 0..MAX_TRACKED_KEYS + 5_000 {
+            assert!(limiter.take(&format!("key-{i}"), 1.0).is_ok());
+        }
+        assert!(limiter.tracked_keys() <= MAX_TRACKED_KEYS);
+    }
+
+    #[test]
+    fn the_least_recently_used_bucket_is_evicted_first() {
+        let limiter = Limiter::with_capacity(20, SHARDS * 2, SHARDS);
+        assert!(limiter.take("busy", 0.001).is_ok());
+        assert!(limiter.take("busy", 0.001).is_err(), "burst is 1");
+        for i in 0..10_000 {
+            let _ = limiter.take(&format!("key-{i}"), 1.0);
+            // Used between every other key: never the least recent.
+            assert!(
+                limiter.take("busy", 0.001).is_err(),
+                "busy kept its empty bucket"
+            );
+        }
+        assert!(limiter.tracked_keys() <= SHARDS * 2);
+    }
+
+    #[test]
+    fn failures_stay_bounded_under_many_addresses() {
+        let limiter = Limiter::with_capacity(3, SHARDS, SHARDS * 4);
+        for i in 0..10_000u32 {
+            limiter.record_failure(Some(IpAddr::from(i.to_be_bytes())));
+        }
+        assert!(limiter.tracked_addresses() <= SHARDS * 4);
     }
 
     #[test]

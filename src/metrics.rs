@@ -2,14 +2,35 @@
 //! on the API port. Labels carry routes, statuses, grants and reasons —
 //! never key ids, owners, tenants or addresses. Recording is an atomic
 //! update on a handle: no lock shared by the workers.
+//!
+//! The footprint is bounded whatever clients send and whether or not anyone
+//! scrapes:
+//! - every label takes its value from a fixed set: `route` is a pattern of
+//!   the route table or `unmatched`, `method` one of [`METHODS`] or `other`,
+//!   `status` a status code keymint answers with; so the number of series is
+//!   fixed by the code, not by traffic;
+//! - histogram samples wait in the recorder until an upkeep folds them into
+//!   their buckets; [`upkeep`] does that every [`UPKEEP_INTERVAL`], so the
+//!   samples held are at most one interval's worth, scraped or not.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
+use crate::startup::ROUTES;
+
+/// How often histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The values of the `method` label besides `other`.
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The `route` label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
 
 /// Latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
@@ -32,14 +53,44 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-pub fn request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("keymint_http_requests_total", &labels).increment(1);
-    metrics::histogram!("keymint_http_request_duration_seconds", "route" => route.to_owned())
+/// Folds histogram samples into their buckets on a timer, for as long as
+/// the server runs. Without it the recorder keeps every sample until a
+/// scrape, and nobody may ever scrape.
+pub async fn upkeep() {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle().run_upkeep();
+    }
+}
+
+/// The `method` label: a standard method by name, anything else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The `route` label: the route table's own pattern for a matched request
+/// (`/api/v1/keys/{id}`, never the path), [`UNMATCHED`] otherwise.
+pub fn route_label(pattern: Option<&str>) -> &'static str {
+    pattern
+        .and_then(|p| ROUTES.iter().find(|(_, route)| *route == p))
+        .map_or(UNMATCHED, |(_, route)| route)
+}
+
+pub fn request(route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        "keymint_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!("keymint_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
 }
 
@@ -81,4 +132,30 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_fixed_set_are_other() {
+        for m in METHODS {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), *m);
+        }
+        for m in ["TRACE", "CONNECT", "BREW", "get", &"X".repeat(7 * 1024)] {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{m:.20}");
+        }
+    }
+
+    #[test]
+    fn routes_are_the_route_tables_patterns_only() {
+        assert_eq!(route_label(Some("/api/v1/keys/{id}")), "/api/v1/keys/{id}");
+        assert_eq!(route_label(Some("/docs/{file:.*}")), "/docs/{file:.*}");
+        assert_eq!(route_label(Some("/api/v1/keys/123")), UNMATCHED);
+        assert_eq!(route_label(Some("/api/v1")), UNMATCHED);
+        assert_eq!(route_label(None), UNMATCHED);
+    }
 }

@@ -162,6 +162,7 @@ impl Application {
     /// letting in-flight requests finish within `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let background = spawn_background(self.state.clone());
+        let metrics_upkeep = tokio::spawn(crate::metrics::upkeep());
         let metrics = self.metrics_server.handle();
         let metrics_task = tokio::spawn(self.metrics_server);
         let signals = self
@@ -172,6 +173,7 @@ impl Application {
             signals.abort();
         }
         background.abort();
+        metrics_upkeep.abort();
         metrics.stop(true).await;
         let _ = metrics_task.await;
         // Whatever was counted since the last flush is written before exit.

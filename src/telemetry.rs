@@ -69,10 +69,10 @@ pub async fn request_span(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let request_id = request_id_for(&req);
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    // Labels from fixed sets only: whatever a client sends as method or
+    // path must not become a new metric series.
+    let route = crate::metrics::route_label(req.match_pattern().as_deref());
+    let method = crate::metrics::method_label(req.method());
     let draining = req
         .app_data::<actix_web::web::Data<crate::app::AppState>>()
         .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::Relaxed));
@@ -91,7 +91,7 @@ pub async fn request_span(
     match result {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            crate::metrics::request(&route, &method, status, elapsed);
+            crate::metrics::request(route, method, status, elapsed);
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, value);
             }

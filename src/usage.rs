@@ -4,10 +4,18 @@
 //! Counts are kept per shard, picked by the key id, so workers recording
 //! different keys rarely meet on one lock; a flush swaps each shard out and
 //! writes everything in one transaction.
+//!
+//! Memory is bounded: at most [`MAX_PENDING_KEYS`] keys (about 12 MiB)
+//! wait for a flush. Normally a flush empties the map every
+//! `usage.flush_interval_ms`; only while flushes fail (the database is
+//! away) do counts pile up, and then a key not yet waiting is not counted
+//! once the map is full (keys already waiting still are). The uses lost are
+//! logged at the next flush.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -16,6 +24,9 @@ use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection, DbError, Pool};
 
 const SHARDS: usize = 16;
+/// The most keys whose counts wait for a flush.
+pub const MAX_PENDING_KEYS: usize = 100_000;
+const PER_SHARD: usize = MAX_PENDING_KEYS / SHARDS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
@@ -26,6 +37,8 @@ struct Pending {
 pub struct Usage {
     shards: Vec<Mutex<HashMap<String, Pending>>>,
     hasher: std::collections::hash_map::RandomState,
+    /// Uses not counted because the map was full.
+    dropped: AtomicU64,
 }
 
 impl Default for Usage {
@@ -33,6 +46,7 @@ impl Default for Usage {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
+            dropped: AtomicU64::new(0),
         }
     }
 }
@@ -49,21 +63,31 @@ impl Usage {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        match shard.get_mut(key_id) {
-            Some(p) => {
-                p.count += 1;
-                p.last_used = p.last_used.max(at);
-            }
-            None => {
-                shard.insert(
-                    key_id.to_owned(),
-                    Pending {
-                        count: 1,
-                        last_used: at,
-                    },
-                );
-            }
+        if let Some(p) = shard.get_mut(key_id) {
+            p.count += 1;
+            p.last_used = p.last_used.max(at);
+        } else if shard.len() < PER_SHARD {
+            shard.insert(
+                key_id.to_owned(),
+                Pending {
+                    count: 1,
+                    last_used: at,
+                },
+            );
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many keys have counts waiting for a flush.
+    pub fn pending_keys(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(guard) => guard.len(),
+                Err(poisoned) => poisoned.into_inner().len(),
+            })
+            .sum()
     }
 
     fn drain(&self) -> Vec<(String, Pending)> {
@@ -78,24 +102,36 @@ impl Usage {
         out
     }
 
-    /// Puts counts back after a failed write, so none are lost.
+    /// Puts counts back after a failed write, so none are lost while there
+    /// is room for them.
     fn restore(&self, pending: Vec<(String, Pending)>) {
         for (key_id, p) in pending {
             let mut shard = match self.shard(&key_id).lock() {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let entry = shard.entry(key_id).or_insert(Pending {
-                count: 0,
-                last_used: p.last_used,
-            });
-            entry.count += p.count;
-            entry.last_used = entry.last_used.max(p.last_used);
+            if let Some(entry) = shard.get_mut(&key_id) {
+                entry.count += p.count;
+                entry.last_used = entry.last_used.max(p.last_used);
+            } else if shard.len() < PER_SHARD {
+                shard.insert(key_id, p);
+            } else {
+                let lost = u64::try_from(p.count).unwrap_or(0);
+                self.dropped.fetch_add(lost, Ordering::Relaxed);
+            }
         }
     }
 
     /// Writes what was counted since the last flush. Blocking.
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                max = MAX_PENDING_KEYS,
+                "too many keys waiting for a usage flush; uses not counted"
+            );
+        }
         let pending = self.drain();
         if pending.is_empty() {
             crate::metrics::usage_flushed();
@@ -136,4 +172,53 @@ fn write(conn: &mut AnyConnection, pending: &[(String, Pending)]) -> Result<usiz
         }
         Ok::<_, DbError>(pending.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_counts_stay_bounded_while_flushes_fail() {
+        let usage = Usage::default();
+        let at = chrono::Utc::now().naive_utc();
+        // No flush succeeds (the database is away): every key used since
+        // waits in memory.
+        for i in 0..MAX_PENDING_KEYS + 5_000 {
+            usage.record(&format!("key-{i}"), at);
+        }
+        let pending = usage.drain();
+        usage.restore(pending);
+        usage.record("key-0", at);
+        assert!(usage.pending_keys() <= MAX_PENDING_KEYS);
+        assert!(
+            usage.dropped.load(Ordering::Relaxed) >= 5_000,
+            "losses are counted"
+        );
+    }
+
+    #[test]
+    fn keys_already_waiting_keep_counting_when_full() {
+        let usage = Usage::default();
+        let at = chrono::Utc::now().naive_utc();
+        for i in 0..MAX_PENDING_KEYS + 5_000 {
+            usage.record(&format!("key-{i}"), at);
+        }
+        let waiting = usage
+            .shards
+            .iter()
+            .find_map(|s| s.lock().ok()?.keys().next().cloned())
+            .unwrap();
+        let before = usage.drain();
+        let count = |pending: &[(String, Pending)]| {
+            pending
+                .iter()
+                .find(|(k, _)| *k == waiting)
+                .map(|(_, p)| p.count)
+        };
+        assert_eq!(count(&before), Some(1));
+        usage.restore(before);
+        usage.record(&waiting, at);
+        assert_eq!(count(&usage.drain()), Some(2));
+    }
 }

@@ -20,6 +20,7 @@ mod readme;
 mod replicas;
 mod settings;
 mod signing;
+mod soak;
 mod starve;
 mod tenants;
 mod token;
