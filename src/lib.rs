@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod pending;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

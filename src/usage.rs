@@ -1,9 +1,9 @@
 //! Key usage (`last_used_at`, `tokens_issued`) counted in memory and written
 //! in batches, so issuing a token never writes to the database.
 //!
-//! Counts are kept per shard, picked by the key id, so workers recording
-//! different keys rarely meet on one lock; a flush swaps each shard out and
-//! writes everything in one transaction.
+//! Counts wait in a [`PendingCounts`] (sharded by key id, so workers
+//! recording different keys rarely meet on one lock); a flush swaps it out
+//! and writes everything in one transaction.
 //!
 //! Memory is bounded: at most [`MAX_PENDING_KEYS`] keys (about 12 MiB)
 //! wait for a flush. Normally a flush empties the map every
@@ -12,21 +12,15 @@
 //! once the map is full (keys already waiting still are). The uses lost are
 //! logged at the next flush.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::api_keys;
 use crate::db::{self, AnyConnection, DbError, Pool};
+use crate::pending::{Merge, PendingCounts};
 
-const SHARDS: usize = 16;
 /// The most keys whose counts wait for a flush.
 pub const MAX_PENDING_KEYS: usize = 100_000;
-const PER_SHARD: usize = MAX_PENDING_KEYS / SHARDS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
@@ -34,97 +28,54 @@ struct Pending {
     last_used: NaiveDateTime,
 }
 
+impl Merge for Pending {
+    fn merge(&mut self, other: Self) {
+        self.count += other.count;
+        self.last_used = self.last_used.max(other.last_used);
+    }
+
+    fn weight(&self) -> u64 {
+        u64::try_from(self.count).unwrap_or(0)
+    }
+}
+
 pub struct Usage {
-    shards: Vec<Mutex<HashMap<String, Pending>>>,
-    hasher: std::collections::hash_map::RandomState,
-    /// Uses not counted because the map was full.
-    dropped: AtomicU64,
+    pending: PendingCounts<String, Pending>,
 }
 
 impl Default for Usage {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-            dropped: AtomicU64::new(0),
+            pending: PendingCounts::new(MAX_PENDING_KEYS),
         }
     }
 }
 
 impl Usage {
-    fn shard(&self, key_id: &str) -> &Mutex<HashMap<String, Pending>> {
-        let mut h = self.hasher.build_hasher();
-        h.write(key_id.as_bytes());
-        &self.shards[(h.finish() as usize) % SHARDS]
-    }
-
     pub fn record(&self, key_id: &str, at: NaiveDateTime) {
-        let mut shard = match self.shard(key_id).lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        let one = Pending {
+            count: 1,
+            last_used: at,
         };
-        if let Some(p) = shard.get_mut(key_id) {
-            p.count += 1;
-            p.last_used = p.last_used.max(at);
-        } else if shard.len() < PER_SHARD {
-            shard.insert(
-                key_id.to_owned(),
-                Pending {
-                    count: 1,
-                    last_used: at,
-                },
-            );
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.pending.add(key_id, one, || key_id.to_owned());
     }
 
     /// How many keys have counts waiting for a flush.
     pub fn pending_keys(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| match s.lock() {
-                Ok(guard) => guard.len(),
-                Err(poisoned) => poisoned.into_inner().len(),
-            })
-            .sum()
+        self.pending.len()
     }
 
     fn drain(&self) -> Vec<(String, Pending)> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            let taken = match shard.lock() {
-                Ok(mut guard) => std::mem::take(&mut *guard),
-                Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-            };
-            out.extend(taken);
-        }
-        out
+        self.pending.drain()
     }
 
-    /// Puts counts back after a failed write, so none are lost while there
-    /// is room for them.
     fn restore(&self, pending: Vec<(String, Pending)>) {
-        for (key_id, p) in pending {
-            let mut shard = match self.shard(&key_id).lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if let Some(entry) = shard.get_mut(&key_id) {
-                entry.count += p.count;
-                entry.last_used = entry.last_used.max(p.last_used);
-            } else if shard.len() < PER_SHARD {
-                shard.insert(key_id, p);
-            } else {
-                let lost = u64::try_from(p.count).unwrap_or(0);
-                self.dropped.fetch_add(lost, Ordering::Relaxed);
-            }
-        }
+        self.pending.restore(pending);
     }
 
     /// Writes what was counted since the last flush. Blocking.
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        let dropped = self.pending.take_dropped();
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -191,10 +142,7 @@ mod tests {
         usage.restore(pending);
         usage.record("key-0", at);
         assert!(usage.pending_keys() <= MAX_PENDING_KEYS);
-        assert!(
-            usage.dropped.load(Ordering::Relaxed) >= 5_000,
-            "losses are counted"
-        );
+        assert!(usage.pending.take_dropped() >= 5_000, "losses are counted");
     }
 
     #[test]
@@ -204,12 +152,8 @@ mod tests {
         for i in 0..MAX_PENDING_KEYS + 5_000 {
             usage.record(&format!("key-{i}"), at);
         }
-        let waiting = usage
-            .shards
-            .iter()
-            .find_map(|s| s.lock().ok()?.keys().next().cloned())
-            .unwrap();
         let before = usage.drain();
+        let waiting = before[0].0.clone();
         let count = |pending: &[(String, Pending)]| {
             pending
                 .iter()

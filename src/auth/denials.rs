@@ -8,12 +8,7 @@
 //! Memory is bounded: at most [`MAX_PENDING`] summaries wait for a flush;
 //! refusals beyond that are dropped and their number logged at the flush.
 
-use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -26,12 +21,11 @@ use crate::audit::{self, Actor, Origin};
 use crate::client_ip::client_ip;
 use crate::db::{self, AnyConnection, DbError, Pool};
 use crate::limits::address_bucket;
+use crate::pending::{Merge, PendingCounts};
 use crate::telemetry::RequestId;
 
 /// The most summaries held between two flushes.
 pub const MAX_PENDING: usize = 10_000;
-const SHARDS: usize = 16;
-const PER_SHARD: usize = MAX_PENDING / SHARDS;
 /// Routes come from the route table; the cap only guards the fallback.
 const MAX_ROUTE_CHARS: usize = 200;
 
@@ -69,36 +63,36 @@ pub struct Refusal<'a> {
     pub route: &'a str,
 }
 
+impl Merge for Pending {
+    /// The summary row shows the earliest refusal; the count adds up.
+    fn merge(&mut self, other: Self) {
+        self.count += other.count;
+        if other.at < self.at {
+            self.at = other.at;
+            self.origin = other.origin;
+            self.details = other.details;
+        }
+    }
+
+    fn weight(&self) -> u64 {
+        u64::try_from(self.count).unwrap_or(0)
+    }
+}
+
 /// Refused admin requests counted in memory until the next flush.
 pub struct AdminDenials {
-    shards: Vec<Mutex<HashMap<SummaryKey, Pending>>>,
-    hasher: RandomState,
-    /// Refusals not counted because the summaries were full.
-    dropped: AtomicU64,
+    pending: PendingCounts<SummaryKey, Pending>,
 }
 
 impl Default for AdminDenials {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-            dropped: AtomicU64::new(0),
+            pending: PendingCounts::new(MAX_PENDING),
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 impl AdminDenials {
-    fn shard(&self, key: &SummaryKey) -> &Mutex<HashMap<SummaryKey, Pending>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
-    }
-
     /// Counts one refusal. Never touches the database.
     pub fn record(&self, refusal: Refusal<'_>, at: NaiveDateTime) {
         let key = SummaryKey {
@@ -106,67 +100,35 @@ impl AdminDenials {
             bucket: address_bucket(refusal.ip),
             minute: at.and_utc().timestamp() / 60,
         };
-        let mut shard = lock(self.shard(&key));
-        if let Some(pending) = shard.get_mut(&key) {
-            pending.count += 1;
-            return;
-        }
-        if shard.len() >= PER_SHARD {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let route: String = refusal.route.chars().take(MAX_ROUTE_CHARS).collect();
-        shard.insert(
-            key,
-            Pending {
-                count: 1,
-                at,
-                origin: Origin {
-                    ip: refusal.ip.map(|ip| ip.to_string()),
-                    request_id: refusal.request_id.map(str::to_owned),
-                },
-                details: serde_json::json!({
-                    "status": refusal.status,
-                    "method": refusal.method,
-                    "route": route,
-                }),
+        let one = Pending {
+            count: 1,
+            at,
+            origin: Origin {
+                ip: refusal.ip.map(|ip| ip.to_string()),
+                request_id: refusal.request_id.map(str::to_owned),
             },
-        );
+            details: serde_json::json!({
+                "status": refusal.status,
+                "method": refusal.method,
+                "route": route,
+            }),
+        };
+        self.pending.add(&key, one, || key.clone());
     }
 
     fn drain(&self) -> Vec<(SummaryKey, Pending)> {
-        let mut out = Vec::new();
-        for shard in &self.shards {
-            out.extend(std::mem::take(&mut *lock(shard)));
-        }
-        out
+        self.pending.drain()
     }
 
-    /// Puts summaries back after a failed write, so none are lost while
-    /// there is room for them.
     fn restore(&self, pending: Vec<(SummaryKey, Pending)>) {
-        for (key, p) in pending {
-            let mut shard = lock(self.shard(&key));
-            if let Some(existing) = shard.get_mut(&key) {
-                existing.count += p.count;
-                if p.at < existing.at {
-                    existing.at = p.at;
-                    existing.origin = p.origin;
-                    existing.details = p.details;
-                }
-            } else if shard.len() < PER_SHARD {
-                shard.insert(key, p);
-            } else {
-                let lost = u64::try_from(p.count).unwrap_or(0);
-                self.dropped.fetch_add(lost, Ordering::Relaxed);
-            }
-        }
+        self.pending.restore(pending);
     }
 
     /// Writes what was counted since the last flush, in one transaction.
     /// Blocking.
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        let dropped = self.pending.take_dropped();
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -305,7 +267,7 @@ mod tests {
         }
         let held = denials.drain().len();
         assert!(held <= MAX_PENDING, "{held}");
-        let dropped = denials.dropped.load(Ordering::Relaxed);
+        let dropped = denials.pending.take_dropped();
         assert_eq!(held as u64 + dropped, (MAX_PENDING + 500) as u64);
     }
 }
