@@ -104,6 +104,10 @@ pub struct ConnectionManager {
     target: DatabaseTarget,
     sqlite_busy_timeout_ms: u64,
     connect_timeout_s: u64,
+    /// How long opening a SQLite connection retries its WAL switch: the
+    /// busy timeout for pooled connections, longer at start-up, when other
+    /// replicas may hold the file through their whole start-up.
+    sqlite_setup_wait: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,12 +168,14 @@ impl ConnectionManager {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)?;
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {};
-                     PRAGMA journal_mode = WAL;
-                     PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = {};",
                     self.sqlite_busy_timeout_ms
                 ))?;
+                enter_wal(&mut conn, self.sqlite_setup_wait)?;
+                conn.batch_execute(
+                    "PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;",
+                )?;
                 keymint_before_utils::register_nondeterministic_impl(
                     &mut conn,
                     |deadline_ms: i64| BeforeDeadline(unix_ms() < deadline_ms),
@@ -181,6 +187,23 @@ impl ConnectionManager {
                 let conn = diesel::PgConnection::establish(&url)?;
                 Ok(AnyConnection::Postgresql(conn))
             }
+        }
+    }
+}
+
+/// Puts the database in WAL mode (a no-op once it is). On a file still in
+/// rollback mode the switch needs the exclusive lock, and SQLite answers
+/// BUSY at once, without the busy timeout, while another process writes
+/// (waiting could deadlock): exactly what replicas opening a new file
+/// together meet. So retry, up to `wait`.
+fn enter_wal(conn: &mut diesel::SqliteConnection, wait: Duration) -> diesel::QueryResult<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => return done,
         }
     }
 }
@@ -201,6 +224,7 @@ impl ConnectionManager {
             target: settings.target.clone(),
             sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
             connect_timeout_s: settings.connect_timeout_ms.div_ceil(1000),
+            sqlite_setup_wait: Duration::from_millis(settings.sqlite_busy_timeout_ms),
         }
     }
 }
@@ -255,9 +279,12 @@ pub fn connect(settings: &DatabaseSettings) -> Result<AnyConnection, DbError> {
         }
         create_private_sqlite_file(path).map_err(|e| cannot(path, e))?;
     }
-    ConnectionManager::new(settings)
-        .open()
-        .map_err(|e| DbError::Unavailable(e.to_string()))
+    ConnectionManager {
+        sqlite_setup_wait: SQLITE_STARTUP_WAIT,
+        ..ConnectionManager::new(settings)
+    }
+    .open()
+    .map_err(|e| DbError::Unavailable(e.to_string()))
 }
 
 /// Builds the pool without connecting: call [`connect`] first to prove the
