@@ -1,12 +1,87 @@
-//! Request helpers the attacker's-side suites share, as methods on `TestApp`:
-//! tokens for a secret, admin-API calls with or without `X-Tenant`, key
-//! creation. They return what came back instead of asserting, so a suite can
-//! compare answers with its own expectations.
+//! The HTTP side of the harness, as methods on `TestApp`: token exchanges in
+//! every form, admin-API calls with or without `X-Tenant`, key creation, and
+//! a downstream service's check of a token. Methods named `*_answer`/`api`
+//! return an [`Answer`] instead of asserting, so a suite can compare answers
+//! with its own expectations; the rest return the raw response or assert
+//! that what must work did.
 
-use reqwest::Method;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
+
+pub const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const API_KEY_TYPE: &str = "urn:keymint:params:token-type:api-key";
+
+/// One exchange form.
+#[derive(Debug, Clone, Copy)]
+pub enum Form {
+    Basic,
+    Post,
+    Exchange,
+    ApiKeyHeader,
+    XApiKey,
+}
+
+pub const ALL_FORMS: [Form; 5] = [
+    Form::Basic,
+    Form::Post,
+    Form::Exchange,
+    Form::ApiKeyHeader,
+    Form::XApiKey,
+];
+
+/// The reserved scopes, by the short names the powers suites use.
+pub mod reserved {
+    pub const READ: &str = "admin:keys:read";
+    pub const WRITE: &str = "admin:keys:write";
+    pub const SELF: &str = "keys:self";
+    pub const SETTINGS: &str = "admin:settings";
+    pub const TENANTS: &str = "admin:tenants";
+    pub const AUDIT: &str = "admin:audit";
+    pub const SIGNING: &str = "admin:signing-keys";
+    pub const INTROSPECT: &str = "tokens:introspect";
+}
+
+/// An HTTP Basic `Authorization` value for a key id and secret.
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// A fresh signed-request nonce.
+pub fn nonce() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// A JWT's claims, read without checking the signature.
+pub fn claims_unverified(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// An admin-audience token for `secret` from the server at `node` whose
+/// issuer is `issuer` (a replica's, when the servers are not a `TestApp`).
+pub async fn admin_token_at(
+    http: &reqwest::Client,
+    node: &str,
+    secret: &str,
+    issuer: &str,
+) -> String {
+    let response = http
+        .post(format!("{node}/api/v1/token"))
+        .header("X-API-Key", secret)
+        .json(&json!({"audience": format!("{issuer}/api")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "admin token");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
 
 /// What an admin-API or token call answered.
 #[derive(Debug, Clone)]
@@ -60,6 +135,113 @@ async fn answer(response: reqwest::Response) -> Answer {
 }
 
 impl TestApp {
+    /// Exchanges `secret` through `form`, with `params` as the form fields or
+    /// JSON members the form carries.
+    pub async fn exchange(&self, form: Form, secret: &str, params: &[(&str, &str)]) -> Response {
+        self.exchange_as(form, None, secret, params).await
+    }
+
+    /// Exchanges `secret` through `form`; `key_id` is needed for client_credentials.
+    pub async fn exchange_as(
+        &self,
+        form: Form,
+        key_id: Option<&str>,
+        secret: &str,
+        params: &[(&str, &str)],
+    ) -> Response {
+        match form {
+            Form::Basic | Form::Post | Form::Exchange => {
+                let mut fields: Vec<(String, String)> = params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let mut request = self.client.post(self.url("/oauth/token"));
+                match form {
+                    Form::Basic => {
+                        fields.push(("grant_type".into(), "client_credentials".into()));
+                        let id = key_id.expect("client_credentials needs the key id");
+                        request = request.header("Authorization", basic(id, secret));
+                    }
+                    Form::Post => {
+                        fields.push(("grant_type".into(), "client_credentials".into()));
+                        fields.push(("client_id".into(), key_id.expect("key id").into()));
+                        fields.push(("client_secret".into(), secret.into()));
+                    }
+                    _ => {
+                        fields.push(("grant_type".into(), EXCHANGE.into()));
+                        fields.push(("subject_token".into(), secret.into()));
+                        fields.push(("subject_token_type".into(), API_KEY_TYPE.into()));
+                    }
+                }
+                request.form(&fields).send().await.unwrap()
+            }
+            Form::ApiKeyHeader | Form::XApiKey => {
+                let mut body = serde_json::Map::new();
+                for (k, v) in params {
+                    body.insert(k.to_string(), Value::String(v.to_string()));
+                }
+                let mut request = self.client.post(self.url("/api/v1/token"));
+                request = match form {
+                    Form::ApiKeyHeader => {
+                        request.header("Authorization", format!("ApiKey {secret}"))
+                    }
+                    _ => request.header("X-API-Key", secret),
+                };
+                if !body.is_empty() {
+                    request = request.json(&body);
+                }
+                request.send().await.unwrap()
+            }
+        }
+    }
+
+    /// The access token `secret` gets through `X-API-Key`; the exchange must
+    /// succeed.
+    pub async fn access_token(&self, secret: &str, params: &[(&str, &str)]) -> String {
+        let response = self.exchange(Form::XApiKey, secret, params).await;
+        assert_eq!(response.status(), 200, "the key exchanges");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The id client_credentials names for `secret`, read from the
+    /// `client_id` of a token the API key form issues.
+    pub async fn key_id_of(&self, secret: &str) -> String {
+        let response = self.exchange(Form::ApiKeyHeader, secret, &[]).await;
+        assert_eq!(response.status(), 200, "the key exchanges");
+        let body: Value = response.json().await.unwrap();
+        claims_unverified(body["access_token"].as_str().unwrap())["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Verifies a token as a downstream service would: JWKS over HTTP, `kid`,
+    /// `alg`, `typ`, `iss`, `aud`, `exp`.
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        keymint::tokens::crypto::install();
+        let jwks: JwkSet = self
+            .get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.alg, Algorithm::ES256);
+        let kid = header.kid.expect("kid");
+        let jwk = jwks.find(&kid).expect("the token's kid is published");
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.leeway = 0;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf", "iat"]);
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .expect("the token verifies")
+            .claims
+    }
+
     /// `POST /api/v1/token` with `X-API-Key`; `body` holds `audience`,
     /// `scope`, `expires_in` as wanted (`Null` sends no body).
     pub async fn token_answer(&self, secret: &str, body: Value) -> Answer {
@@ -91,15 +273,14 @@ impl TestApp {
         }
     }
 
-    /// One admin-API request as `token`, acting in `x_tenant` when given.
-    pub async fn api(
+    fn admin_request(
         &self,
         method: &str,
         path: &str,
         token: &str,
         x_tenant: Option<&str>,
         body: Option<Value>,
-    ) -> Answer {
+    ) -> RequestBuilder {
         let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
         let mut request = self
             .client
@@ -111,11 +292,71 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        request
+    }
+
+    /// One admin-API request as `token`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Response {
+        self.admin_request(method, path, token, None, body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// One admin-API request as `token`, acting in `tenant` through `X-Tenant`.
+    pub async fn call_in_tenant(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        tenant: &str,
+        body: Option<Value>,
+    ) -> Response {
+        self.admin_request(method, path, token, Some(tenant), body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// One admin-API request as `token`, acting in `x_tenant` when given.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        x_tenant: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let request = self.admin_request(method, path, token, x_tenant, body);
         answer(request.send().await.expect("admin request")).await
     }
 
+    /// `PATCH /api/v1/settings` as a JSON merge patch, answered as it comes.
+    pub async fn patch_settings(&self, token: &str, body: Value) -> Response {
+        self.client
+            .patch(self.url("/api/v1/settings"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Creates a key that must be created: the view plus `key`.
-    pub async fn new_key(&self, token: &str, x_tenant: Option<&str>, body: Value) -> Value {
+    pub async fn create_key(&self, token: &str, body: Value) -> Value {
+        self.create_key_in(token, None, body).await
+    }
+
+    /// Creates a key, acting in `x_tenant` when given, that must be created:
+    /// the view plus `key`.
+    pub async fn create_key_in(&self, token: &str, x_tenant: Option<&str>, body: Value) -> Value {
         let answer = self
             .api("POST", "/api/v1/keys", token, x_tenant, Some(body.clone()))
             .await;

@@ -16,7 +16,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::backend_tests;
 use crate::helpers::{BIN, Backend, TestApp, spawn_app, spawn_app_with};
-use crate::keys::{admin_token, call, create_key};
 
 backend_tests!(
     only_the_configured_forwarding_header_names_the_client,
@@ -45,13 +44,13 @@ async fn only_the_configured_forwarding_header_names_the_client(backend: Backend
             _ => format!("{trusted}forwarded_header = \"{header}\"\n"),
         };
         let app = spawn_app_with(backend, &config).await;
-        let admin = admin_token(&app, &app.bootstrap_key).await;
-        let key = create_key(
-            &app,
-            &admin,
-            json!({"name": "one-address", "ip_allowlist": ["203.0.113.7/32"]}),
-        )
-        .await;
+        let admin = app.admin_token(&app.bootstrap_key).await;
+        let key = app
+            .create_key(
+                &admin,
+                json!({"name": "one-address", "ip_allowlist": ["203.0.113.7/32"]}),
+            )
+            .await;
         let secret = key["key"].as_str().unwrap();
         let forged_forwarded = [
             ("Forwarded", "for=203.0.113.7"),
@@ -90,7 +89,7 @@ async fn only_the_configured_forwarding_header_names_the_client(backend: Backend
 
 async fn admin_requests_without_credentials_count_as_failed_authentications(backend: Backend) {
     let app = spawn_app_with(backend, "[limits]\nfailed_auth_per_minute = 5\n").await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let mut statuses = Vec::new();
     for i in 0..30 {
         let mut request = app.client.get(app.url("/api/v1/keys"));
@@ -105,7 +104,7 @@ async fn admin_requests_without_credentials_count_as_failed_authentications(back
     assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
     // The address is refused before its credentials are even read.
-    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    let response = app.call("GET", "/api/v1/keys", &admin, None).await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
 }
@@ -143,14 +142,11 @@ fn admin_denied_rows(app: &TestApp) -> Vec<AuditEvent> {
 
 async fn refused_admin_requests_are_summarised_without_a_write_each(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let auditor = create_key(
-        &app,
-        &admin,
-        json!({"name": "a", "scopes": ["admin:audit"]}),
-    )
-    .await;
-    let auditor = admin_token(&app, auditor["key"].as_str().unwrap()).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let auditor = app
+        .create_key(&admin, json!({"name": "a", "scopes": ["admin:audit"]}))
+        .await;
+    let auditor = app.admin_token(auditor["key"].as_str().unwrap()).await;
 
     // While nothing can be written to the audit table, 200 refusals: a
     // write (or a pooled connection) per refusal would starve the pool.
@@ -165,11 +161,11 @@ async fn refused_admin_requests_are_summarised_without_a_write_each(backend: Bac
         assert_eq!(request.send().await.unwrap().status(), 401);
     }
     for _ in 0..50 {
-        let response = call(&app, "GET", "/api/v1/keys", &auditor, None).await;
+        let response = app.call("GET", "/api/v1/keys", &auditor, None).await;
         assert_eq!(response.status(), 403);
     }
     let started = Instant::now();
-    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    let response = app.call("GET", "/api/v1/keys", &admin, None).await;
     assert_eq!(
         response.status(),
         200,

@@ -8,9 +8,8 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
+use crate::client::Form;
 use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange};
 
 backend_tests!(
     read_and_self_cannot_change_another_owners_key,
@@ -36,7 +35,7 @@ fn secret(v: &Value) -> String {
 
 /// Whether `secret` still exchanges for a token.
 async fn works(app: &TestApp, secret: &str) -> bool {
-    exchange(app, Form::XApiKey, secret, &[]).await.status() == 200
+    app.exchange(Form::XApiKey, secret, &[]).await.status() == 200
 }
 
 /// Every change route, for one target key.
@@ -62,7 +61,7 @@ fn changes(target: &str) -> Vec<(&'static str, String, Option<Value>)> {
 /// the target must still work afterwards.
 async fn every_change_is_refused(app: &TestApp, token: &str, target: &Value, who: &str) {
     for (method, path, body) in changes(&id(target)) {
-        let response = call(app, method, &path, token, body).await;
+        let response = app.call(method, &path, token, body).await;
         let status = response.status();
         let text = response.text().await.unwrap();
         assert_eq!(status, 403, "{who}: {method} {path} → {text}");
@@ -73,36 +72,34 @@ async fn every_change_is_refused(app: &TestApp, token: &str, target: &Value, who
 
 async fn read_and_self_cannot_change_another_owners_key(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let victim = create_key(
-        &app,
-        &admin,
-        json!({"name": "erin's writer", "owner": "erin", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let attacker = create_key(
-        &app,
-        &admin,
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let victim = app
+        .create_key(
+            &admin,
+            json!({"name": "erin's writer", "owner": "erin", "scopes": ["admin:keys:write"]}),
+        )
+        .await;
+    let attacker = app.create_key(&admin,
         json!({"name": "mallory", "owner": "mallory", "scopes": ["admin:keys:read", "keys:self"]}),
     )
     .await;
-    let token = admin_token(&app, &secret(&attacker)).await;
+    let token = app.admin_token(&secret(&attacker)).await;
     // It may read the victim (admin:keys:read) ...
-    let response = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{}", id(&victim)),
-        &token,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys/{}", id(&victim)),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     // ... and change nothing of it.
     every_change_is_refused(&app, &token, &victim, "read+self").await;
     // Its own keys, it revokes; it never rotates, patches or deletes them.
-    let own = create_key(&app, &token, json!({"name": "own"})).await;
+    let own = app.create_key(&token, json!({"name": "own"})).await;
     for (method, path, body) in changes(&id(&own)) {
-        let response = call(&app, method, &path, &token, body).await;
+        let response = app.call(method, &path, &token, body).await;
         let expected = if method == "POST" && path.ends_with("revoke") {
             200
         } else {
@@ -114,70 +111,71 @@ async fn read_and_self_cannot_change_another_owners_key(backend: Backend) {
 
 async fn self_cannot_change_a_stronger_key_of_its_own_owner(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let stronger = create_key(
-        &app,
-        &admin,
-        json!({"name": "dana's admin key", "owner": "dana", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let developer = create_key(
-        &app,
-        &admin,
-        json!({"name": "dana's dev key", "owner": "dana", "scopes": ["keys:self", "app:read"]}),
-    )
-    .await;
-    let weaker = create_key(
-        &app,
-        &admin,
-        json!({"name": "dana's app key", "owner": "dana", "scopes": ["app:read"]}),
-    )
-    .await;
-    let token = admin_token(&app, &secret(&developer)).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let stronger = app
+        .create_key(
+            &admin,
+            json!({"name": "dana's admin key", "owner": "dana", "scopes": ["admin:keys:write"]}),
+        )
+        .await;
+    let developer = app
+        .create_key(
+            &admin,
+            json!({"name": "dana's dev key", "owner": "dana", "scopes": ["keys:self", "app:read"]}),
+        )
+        .await;
+    let weaker = app
+        .create_key(
+            &admin,
+            json!({"name": "dana's app key", "owner": "dana", "scopes": ["app:read"]}),
+        )
+        .await;
+    let token = app.admin_token(&secret(&developer)).await;
     every_change_is_refused(&app, &token, &stronger, "self vs stronger").await;
     // A weaker key of its owner: revoke yes, rotate no.
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/rotate", id(&weaker)),
-        &token,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/rotate", id(&weaker)),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 403);
     assert!(works(&app, &secret(&weaker)).await);
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/revoke", id(&weaker)),
-        &token,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/revoke", id(&weaker)),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert!(!works(&app, &secret(&weaker)).await);
 }
 
 async fn a_writer_cannot_change_a_key_holding_scopes_it_lacks(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let writer = create_key(
-        &app,
-        &admin,
-        json!({"name": "writer", "scopes": ["admin:keys:write", "admin:keys:read"]}),
-    )
-    .await;
-    let settings_key = create_key(
-        &app,
-        &admin,
-        json!({"name": "settings", "scopes": ["admin:settings", "admin:keys:write"]}),
-    )
-    .await;
-    let token = admin_token(&app, &secret(&writer)).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let writer = app
+        .create_key(
+            &admin,
+            json!({"name": "writer", "scopes": ["admin:keys:write", "admin:keys:read"]}),
+        )
+        .await;
+    let settings_key = app
+        .create_key(
+            &admin,
+            json!({"name": "settings", "scopes": ["admin:settings", "admin:keys:write"]}),
+        )
+        .await;
+    let token = app.admin_token(&secret(&writer)).await;
     every_change_is_refused(&app, &token, &settings_key, "writer vs settings").await;
     // The bootstrap key holds every reserved scope: it is above everyone.
     let bootstrap_id = {
-        let page: Value = call(&app, "GET", "/api/v1/keys?limit=200", &token, None)
+        let page: Value = app
+            .call("GET", "/api/v1/keys?limit=200", &token, None)
             .await
             .json()
             .await
@@ -195,56 +193,53 @@ async fn a_writer_cannot_change_a_key_holding_scopes_it_lacks(backend: Backend) 
             .map(|k| k["id"].as_str().unwrap().to_owned())
             .expect("the bootstrap key is listed")
     };
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{bootstrap_id}/rotate"),
-        &token,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{bootstrap_id}/rotate"),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 403);
     assert!(works(&app, &app.bootstrap_key).await);
     // An equal key it may change.
-    let peer = create_key(
-        &app,
-        &admin,
-        json!({"name": "peer", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/rotate", id(&peer)),
-        &token,
-        Some(json!({"grace_period_s": 0})),
-    )
-    .await;
+    let peer = app
+        .create_key(
+            &admin,
+            json!({"name": "peer", "scopes": ["admin:keys:write"]}),
+        )
+        .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/rotate", id(&peer)),
+            &token,
+            Some(json!({"grace_period_s": 0})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
 async fn children_stay_inside_their_parent(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let parent = create_key(
-        &app,
-        &admin,
-        json!({
-            "name": "parent", "owner": "pat", "scopes": ["keys:self", "app:read"],
-            "ip_allowlist": ["127.0.0.0/8"], "max_token_ttl_s": 300,
-            "rate_limit_per_s": 5, "expires_in_s": 86_400,
-        }),
-    )
-    .await;
-    let token = admin_token(&app, &secret(&parent)).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let parent = app
+        .create_key(
+            &admin,
+            json!({
+                "name": "parent", "owner": "pat", "scopes": ["keys:self", "app:read"],
+                "ip_allowlist": ["127.0.0.0/8"], "max_token_ttl_s": 300,
+                "rate_limit_per_s": 5, "expires_in_s": 86_400,
+            }),
+        )
+        .await;
+    let token = app.admin_token(&secret(&parent)).await;
 
     // What it does not say, it inherits.
-    let child = create_key(
-        &app,
-        &token,
-        json!({"name": "child", "scopes": ["app:read"]}),
-    )
-    .await;
+    let child = app
+        .create_key(&token, json!({"name": "child", "scopes": ["app:read"]}))
+        .await;
     assert_eq!(child["ip_allowlist"], json!(["127.0.0.0/8"]));
     assert_eq!(child["max_token_ttl_s"], 300);
     assert_eq!(child["rate_limit_per_s"], 5.0);
@@ -265,29 +260,27 @@ async fn children_stay_inside_their_parent(backend: Backend) {
         (json!({"name": "c", "rate_limit_per_s": 1}), 201),
         (json!({"name": "c", "expires_in_s": 3600}), 201),
     ] {
-        let response = call(&app, "POST", "/api/v1/keys", &token, Some(body.clone())).await;
+        let response = app
+            .call("POST", "/api/v1/keys", &token, Some(body.clone()))
+            .await;
         assert_eq!(response.status(), status, "{body}");
     }
 
     // Without its own maximum, a parent passes on the tenant default TTL
     // (900 s), not the tenant maximum.
-    let loose = create_key(
-        &app,
-        &admin,
-        json!({"name": "loose", "owner": "lou", "scopes": ["keys:self", "app:read"]}),
-    )
-    .await;
-    let token = admin_token(&app, &secret(&loose)).await;
-    let child = create_key(&app, &token, json!({"name": "child"})).await;
+    let loose = app
+        .create_key(
+            &admin,
+            json!({"name": "loose", "owner": "lou", "scopes": ["keys:self", "app:read"]}),
+        )
+        .await;
+    let token = app.admin_token(&secret(&loose)).await;
+    let child = app.create_key(&token, json!({"name": "child"})).await;
     assert_eq!(child["max_token_ttl_s"], 900);
     assert_eq!(child["rate_limit_per_s"], 100.0);
-    let response = exchange(
-        &app,
-        Form::XApiKey,
-        &secret(&child),
-        &[("expires_in", "3600")],
-    )
-    .await;
+    let response = app
+        .exchange(Form::XApiKey, &secret(&child), &[("expires_in", "3600")])
+        .await;
     assert_eq!(
         response.status(),
         400,
@@ -309,48 +302,48 @@ fn live_children(app: &TestApp, parent: &str) -> Vec<String> {
 
 async fn children_made_while_the_parent_is_revoked_do_not_survive(backend: Backend) {
     let app = Arc::new(spawn_app(backend).await);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let trials = if backend == Backend::Postgres { 12 } else { 20 };
     for trial in 0..trials {
-        let parent = create_key(
-            &app,
-            &admin,
-            json!({"name": format!("parent {trial}"), "owner": format!("p{trial}"),
+        let parent = app
+            .create_key(
+                &admin,
+                json!({"name": format!("parent {trial}"), "owner": format!("p{trial}"),
                    "scopes": ["keys:self", "app:read"]}),
-        )
-        .await;
-        let token = admin_token(&app, &secret(&parent)).await;
+            )
+            .await;
+        let token = app.admin_token(&secret(&parent)).await;
         let mut tasks = Vec::new();
         for n in 0..16 {
             let shared = app.clone();
             let token = token.clone();
             tasks.push(tokio::spawn(async move {
-                call(
-                    &shared,
-                    "POST",
-                    "/api/v1/keys",
-                    &token,
-                    Some(json!({"name": format!("child {n}")})),
-                )
-                .await
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| v["key"].as_str().map(str::to_owned))
+                shared
+                    .call(
+                        "POST",
+                        "/api/v1/keys",
+                        &token,
+                        Some(json!({"name": format!("child {n}")})),
+                    )
+                    .await
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["key"].as_str().map(str::to_owned))
             }));
             if n == 8 {
                 let app = app.clone();
                 let admin = admin.clone();
                 let parent_id = id(&parent);
                 tasks.push(tokio::spawn(async move {
-                    let response = call(
-                        &app,
-                        "POST",
-                        &format!("/api/v1/keys/{parent_id}/revoke"),
-                        &admin,
-                        None,
-                    )
-                    .await;
+                    let response = app
+                        .call(
+                            "POST",
+                            &format!("/api/v1/keys/{parent_id}/revoke"),
+                            &admin,
+                            None,
+                        )
+                        .await;
                     assert_eq!(response.status(), 200);
                     None
                 }));
@@ -374,15 +367,15 @@ async fn children_made_while_the_parent_is_revoked_do_not_survive(backend: Backe
 
 async fn a_parent_without_owner_owns_counts_and_revokes_its_children(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let response = call(
-        &app,
-        "PATCH",
-        "/api/v1/settings",
-        &admin,
-        Some(json!({"max_keys_per_owner": 1})),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let response = app
+        .call(
+            "PATCH",
+            "/api/v1/settings",
+            &admin,
+            Some(json!({"max_keys_per_owner": 1})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     // Made by the CLI: no owner, so its tokens' `sub` is `key:<id>`.
     let (code, out, err) = crate::helpers::run_cli_on(
@@ -399,22 +392,23 @@ async fn a_parent_without_owner_owns_counts_and_revokes_its_children(backend: Ba
     .await;
     assert_eq!(code, 0, "{err}");
     let parent_secret = out.trim().to_owned();
-    let token = admin_token(&app, &parent_secret).await;
-    let first = create_key(&app, &token, json!({"name": "first"})).await;
+    let token = app.admin_token(&parent_secret).await;
+    let first = app.create_key(&token, json!({"name": "first"})).await;
     let owner = first["owner"].as_str().expect("the child has an owner");
     assert!(owner.starts_with("key:"), "{owner}");
     // The quota counts it: a second child is over the tenant's limit.
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &token,
-        Some(json!({"name": "second"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &token,
+            Some(json!({"name": "second"})),
+        )
+        .await;
     assert_eq!(response.status(), 422);
     // It sees and revokes what it made.
-    let page: Value = call(&app, "GET", "/api/v1/keys", &token, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys", &token, None)
         .await
         .json()
         .await
@@ -426,24 +420,19 @@ async fn a_parent_without_owner_owns_counts_and_revokes_its_children(backend: Ba
         .map(|k| k["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [id(&first)]);
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/revoke", id(&first)),
-        &token,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/revoke", id(&first)),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     // An admin finds them by that owner.
-    let response = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys?owner={owner}"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call("GET", &format!("/api/v1/keys?owner={owner}"), &admin, None)
+        .await;
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
@@ -451,18 +440,18 @@ async fn a_parent_without_owner_owns_counts_and_revokes_its_children(backend: Ba
 
 async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend) {
     let app = Arc::new(spawn_app(backend).await);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let trials = if backend == Backend::Postgres { 12 } else { 20 };
     for trial in 0..trials {
         let audience = format!("https://race-{trial}.example.com");
-        let response = call(
-            &app,
-            "PATCH",
-            "/api/v1/settings",
-            &admin,
-            Some(json!({"audiences": [audience]})),
-        )
-        .await;
+        let response = app
+            .call(
+                "PATCH",
+                "/api/v1/settings",
+                &admin,
+                Some(json!({"audiences": [audience]})),
+            )
+            .await;
         assert_eq!(response.status(), 200);
         let mut creations = Vec::new();
         for n in 0..8 {
@@ -470,8 +459,7 @@ async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend)
             let admin = admin.clone();
             let audience = audience.clone();
             creations.push(tokio::spawn(async move {
-                call(
-                    &app,
+                app.call(
                     "POST",
                     "/api/v1/keys",
                     &admin,
@@ -486,8 +474,7 @@ async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend)
             let app = app.clone();
             let admin = admin.clone();
             tokio::spawn(async move {
-                call(
-                    &app,
+                app.call(
                     "PATCH",
                     "/api/v1/settings",
                     &admin,
@@ -512,7 +499,8 @@ async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend)
             "trial {trial}: the audience was removed yet {created} key(s) hold it"
         );
         // Clean up for the next trial: revoke what holds it.
-        let page: Value = call(&app, "GET", "/api/v1/keys?limit=200", &admin, None)
+        let page: Value = app
+            .call("GET", "/api/v1/keys?limit=200", &admin, None)
             .await
             .json()
             .await
@@ -525,14 +513,14 @@ async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend)
             .map(|k| k["id"].as_str().unwrap().to_owned())
             .collect();
         if !holders.is_empty() {
-            let response = call(
-                &app,
-                "POST",
-                "/api/v1/keys/revoke",
-                &admin,
-                Some(json!({"ids": holders})),
-            )
-            .await;
+            let response = app
+                .call(
+                    "POST",
+                    "/api/v1/keys/revoke",
+                    &admin,
+                    Some(json!({"ids": holders})),
+                )
+                .await;
             assert_eq!(response.status(), 200);
         }
     }
@@ -540,22 +528,24 @@ async fn an_audience_removed_during_key_creation_is_never_kept(backend: Backend)
 
 async fn concurrent_rotations_act_in_some_serial_order(backend: Backend) {
     let app = Arc::new(spawn_app(backend).await);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     for trial in 0..20 {
-        let key = create_key(&app, &admin, json!({"name": format!("rotating {trial}")})).await;
+        let key = app
+            .create_key(&admin, json!({"name": format!("rotating {trial}")}))
+            .await;
         let rotate = |grace: i64| {
             let app = app.clone();
             let admin = admin.clone();
             let path = format!("/api/v1/keys/{}/rotate", id(&key));
             tokio::spawn(async move {
-                let response = call(
-                    &app,
-                    "POST",
-                    &path,
-                    &admin,
-                    Some(json!({"grace_period_s": grace})),
-                )
-                .await;
+                let response = app
+                    .call(
+                        "POST",
+                        &path,
+                        &admin,
+                        Some(json!({"grace_period_s": grace})),
+                    )
+                    .await;
                 assert_eq!(response.status(), 200);
                 secret(&response.json::<Value>().await.unwrap())
             })
@@ -579,77 +569,74 @@ async fn concurrent_rotations_act_in_some_serial_order(backend: Backend) {
 /// key asking for a token with less cannot act with the rest.
 async fn a_token_narrower_than_its_key_acts_only_with_what_it_holds(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let strong = create_key(
-        &app,
-        &admin,
-        json!({"name": "strong", "scopes": ["admin:keys:write", "admin:settings"]}),
-    )
-    .await;
-    let response = exchange(
-        &app,
-        Form::XApiKey,
-        &secret(&strong),
-        &[
-            ("audience", &app.admin_audience),
-            ("scope", "admin:keys:write"),
-        ],
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let strong = app
+        .create_key(
+            &admin,
+            json!({"name": "strong", "scopes": ["admin:keys:write", "admin:settings"]}),
+        )
+        .await;
+    let response = app
+        .exchange(
+            Form::XApiKey,
+            &secret(&strong),
+            &[
+                ("audience", &app.admin_audience),
+                ("scope", "admin:keys:write"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let narrow: Value = response.json().await.unwrap();
     let narrow = narrow["access_token"].as_str().unwrap().to_owned();
     // Its own key holds admin:settings, which this token does not.
     every_change_is_refused(&app, &narrow, &strong, "narrow token vs own key").await;
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &narrow,
-        Some(json!({"name": "x", "scopes": ["admin:settings"]})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &narrow,
+            Some(json!({"name": "x", "scopes": ["admin:settings"]})),
+        )
+        .await;
     assert_eq!(response.status(), 403);
 }
 
 /// One transaction: an id above the caller refuses the whole request.
 async fn a_bulk_revoke_with_one_key_above_the_caller_revokes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let writer = create_key(
-        &app,
-        &admin,
-        json!({"name": "writer", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let token = admin_token(&app, &secret(&writer)).await;
-    let weak = create_key(&app, &admin, json!({"name": "weak"})).await;
-    let strong = create_key(
-        &app,
-        &admin,
-        json!({"name": "strong", "scopes": ["admin:audit"]}),
-    )
-    .await;
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys/revoke",
-        &token,
-        Some(json!({"ids": [id(&weak), id(&strong), "01a00000-0000-7000-8000-000000000000"]})),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let writer = app
+        .create_key(
+            &admin,
+            json!({"name": "writer", "scopes": ["admin:keys:write"]}),
+        )
+        .await;
+    let token = app.admin_token(&secret(&writer)).await;
+    let weak = app.create_key(&admin, json!({"name": "weak"})).await;
+    let strong = app
+        .create_key(&admin, json!({"name": "strong", "scopes": ["admin:audit"]}))
+        .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys/revoke",
+            &token,
+            Some(json!({"ids": [id(&weak), id(&strong), "01a00000-0000-7000-8000-000000000000"]})),
+        )
+        .await;
     assert_eq!(response.status(), 403);
     assert!(works(&app, &secret(&weak)).await, "nothing was revoked");
     assert!(works(&app, &secret(&strong)).await);
     // Without it, the weak key goes and the unknown id is not found.
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys/revoke",
-        &token,
-        Some(json!({"ids": [id(&weak), "01a00000-0000-7000-8000-000000000000"]})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys/revoke",
+            &token,
+            Some(json!({"ids": [id(&weak), "01a00000-0000-7000-8000-000000000000"]})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["revoked"], json!([id(&weak)]));
@@ -663,31 +650,31 @@ async fn a_bulk_revoke_with_one_key_above_the_caller_revokes_nothing(backend: Ba
 /// field); the tenant's own `urn:keymint:tenant:<slug>` is its own.
 async fn reserved_audiences_are_never_a_keys(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     for audience in [
         app.admin_audience.clone(),
         "urn:keymint:tenant:other".to_owned(),
         "urn:keymint:anything".to_owned(),
         "URN:KEYMINT:tenant:other".to_owned(),
     ] {
-        let response = call(
-            &app,
-            "POST",
-            "/api/v1/keys",
-            &admin,
-            Some(json!({"name": "x", "audiences": [audience]})),
-        )
-        .await;
+        let response = app
+            .call(
+                "POST",
+                "/api/v1/keys",
+                &admin,
+                Some(json!({"name": "x", "audiences": [audience]})),
+            )
+            .await;
         assert_eq!(response.status(), 422, "{audience}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["errors"][0]["field"], "audiences", "{body}");
     }
-    let own = create_key(
-        &app,
-        &admin,
-        json!({"name": "own", "audiences": ["urn:keymint:tenant:default"]}),
-    )
-    .await;
-    let response = exchange(&app, Form::XApiKey, &secret(&own), &[]).await;
+    let own = app
+        .create_key(
+            &admin,
+            json!({"name": "own", "audiences": ["urn:keymint:tenant:default"]}),
+        )
+        .await;
+    let response = app.exchange(Form::XApiKey, &secret(&own), &[]).await;
     assert_eq!(response.status(), 200);
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::backend_tests;
+use crate::client::admin_token_at;
 use crate::helpers::{
     Backend, PgCluster, ServerProcess, TestDatabase, postgres_admin_url, spawn_app,
 };
@@ -22,10 +23,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-}
-
-fn base(server: &ServerProcess) -> String {
-    format!("http://127.0.0.1:{}", server.port)
 }
 
 async fn token(
@@ -41,19 +38,6 @@ async fn token(
         .send()
         .await
         .unwrap()
-}
-
-async fn admin_token(client: &reqwest::Client, base: &str, secret: &str, issuer: &str) -> String {
-    let response = token(
-        client,
-        base,
-        secret,
-        json!({"audience": format!("{issuer}/api")}),
-    )
-    .await;
-    assert_eq!(response.status(), 200, "admin token");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn admin(
@@ -81,8 +65,8 @@ async fn own_admin(
     server: &ServerProcess,
     bootstrap: &str,
 ) -> (String, String) {
-    let node = base(server);
-    let jwt = admin_token(http, &node, bootstrap, &node).await;
+    let node = server.base_url();
+    let jwt = admin_token_at(http, &node, bootstrap, &node).await;
     (node, jwt)
 }
 
@@ -149,10 +133,10 @@ async fn replicas_share_keys_revocations_quotas_and_signing_keys() {
     let rest: Vec<(&str, &str)> = shared.to_vec();
     let b = ServerProcess::start(&db, &rest).await;
     let c = ServerProcess::start(&db, &rest).await;
-    let nodes = [base(&a), base(&b), base(&c)];
+    let nodes = [a.base_url(), b.base_url(), c.base_url()];
     let http = client();
     let bootstrap = read_bootstrap(&bootstrap_file);
-    let admin_jwt = admin_token(&http, &nodes[0], &bootstrap, ISSUER).await;
+    let admin_jwt = admin_token_at(&http, &nodes[0], &bootstrap, ISSUER).await;
 
     // Created through A, exchanged through B and C.
     let created: Value = create_key_at(
@@ -812,31 +796,32 @@ backend_tests!(no_secret_is_stored_in_clear);
 
 async fn no_secret_is_stored_in_clear(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin_jwt = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let admin_jwt = app.admin_token(&app.bootstrap_key).await;
     let mut secrets = vec![app.bootstrap_key.clone()];
     for level in ["standard", "advanced"] {
-        let created = crate::keys::create_key(
-            &app,
-            &admin_jwt,
-            json!({"name": level, "scopes": ["a"], "security_level": level}),
-        )
-        .await;
+        let created = app
+            .create_key(
+                &admin_jwt,
+                json!({"name": level, "scopes": ["a"], "security_level": level}),
+            )
+            .await;
         secrets.push(created["key"].as_str().unwrap().to_owned());
-        let rotated: Value = crate::keys::call(
-            &app,
-            "POST",
-            &format!("/api/v1/keys/{}/rotate", created["id"].as_str().unwrap()),
-            &admin_jwt,
-            Some(json!({"grace_period_s": 60})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        let rotated: Value = app
+            .call(
+                "POST",
+                &format!("/api/v1/keys/{}/rotate", created["id"].as_str().unwrap()),
+                &admin_jwt,
+                Some(json!({"grace_period_s": 60})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         secrets.push(rotated["key"].as_str().unwrap().to_owned());
     }
-    let response =
-        crate::token::exchange(&app, crate::token::Form::XApiKey, &secrets[2], &[]).await;
+    let response = app
+        .exchange(crate::client::Form::XApiKey, &secrets[2], &[])
+        .await;
     assert_eq!(response.status(), 200);
     // Let usage flush, so every table has been written.
     tokio::time::sleep(Duration::from_millis(400)).await;

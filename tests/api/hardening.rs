@@ -2,14 +2,11 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange, exchange_as};
+use crate::client::{Form, basic, nonce};
+use crate::helpers::{Backend, spawn_app};
 
 backend_tests!(
     rotation_keeps_the_old_secret_only_through_its_grace,
@@ -21,32 +18,23 @@ backend_tests!(
     advanced_keys_sign_requests_that_cannot_be_replayed,
 );
 
-async fn token_of(app: &TestApp, secret: &str, params: &[(&str, &str)]) -> String {
-    let response = exchange(app, Form::XApiKey, secret, params).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
-
 async fn rotation_keeps_the_old_secret_only_through_its_grace(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(&app, &admin, json!({"name": "rotating", "scopes": ["a"]})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(&admin, json!({"name": "rotating", "scopes": ["a"]}))
+        .await;
     let id = key["id"].as_str().unwrap();
     let old = key["key"].as_str().unwrap().to_owned();
 
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{id}/rotate"),
-        &admin,
-        Some(json!({"grace_period_s": 2})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{id}/rotate"),
+            &admin,
+            Some(json!({"grace_period_s": 2})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let rotated: Value = response.json().await.unwrap();
     let new = rotated["key"].as_str().unwrap().to_owned();
@@ -56,104 +44,86 @@ async fn rotation_keeps_the_old_secret_only_through_its_grace(backend: Backend) 
 
     // Both work now; a token from the old secret never outlives its grace.
     for secret in [&old, &new] {
-        assert_eq!(
-            exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-            200
-        );
+        assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 200);
     }
-    let response = exchange_as(&app, Form::Basic, Some(id), &old, &[("expires_in", "600")]).await;
+    let response = app
+        .exchange_as(Form::Basic, Some(id), &old, &[("expires_in", "600")])
+        .await;
     let body: Value = response.json().await.unwrap();
     assert!(body["expires_in"].as_i64().unwrap() <= 2, "{body}");
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(exchange(&app, Form::XApiKey, &old, &[]).await.status(), 401);
-    assert_eq!(exchange(&app, Form::XApiKey, &new, &[]).await.status(), 200);
+    assert_eq!(app.exchange(Form::XApiKey, &old, &[]).await.status(), 401);
+    assert_eq!(app.exchange(Form::XApiKey, &new, &[]).await.status(), 200);
 
     // Rotating again without grace kills the previous secret at once.
-    let again: Value = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{id}/rotate"),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let again: Value = app
+        .call("POST", &format!("/api/v1/keys/{id}/rotate"), &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["previous_expires_at"], Value::Null);
-    assert_eq!(exchange(&app, Form::XApiKey, &new, &[]).await.status(), 401);
+    assert_eq!(app.exchange(Form::XApiKey, &new, &[]).await.status(), 401);
     assert_eq!(
-        exchange(&app, Form::XApiKey, again["key"].as_str().unwrap(), &[])
+        app.exchange(Form::XApiKey, again["key"].as_str().unwrap(), &[])
             .await
             .status(),
         200
     );
 
     // Revoked keys do not rotate; bounds are checked.
-    call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{id}/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    app.call("POST", &format!("/api/v1/keys/{id}/revoke"), &admin, None)
+        .await;
     assert_eq!(
-        call(
-            &app,
-            "POST",
-            &format!("/api/v1/keys/{id}/rotate"),
-            &admin,
-            None
-        )
-        .await
-        .status(),
+        app.call("POST", &format!("/api/v1/keys/{id}/rotate"), &admin, None)
+            .await
+            .status(),
         409
     );
-    let other = create_key(&app, &admin, json!({"name": "o"})).await;
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/rotate", other["id"].as_str().unwrap()),
-        &admin,
-        Some(json!({"grace_period_s": 604801})),
-    )
-    .await;
+    let other = app.create_key(&admin, json!({"name": "o"})).await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/rotate", other["id"].as_str().unwrap()),
+            &admin,
+            Some(json!({"grace_period_s": 604801})),
+        )
+        .await;
     assert_eq!(response.status(), 400);
-    let events: Value = call(
-        &app,
-        "GET",
-        "/api/v1/audit-events?action=key.rotated",
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let events: Value = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=key.rotated",
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 2);
 }
 
 async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let inspector = create_key(
-        &app,
-        &admin,
-        json!({"name": "gateway", "scopes": ["tokens:introspect"]}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let inspector = app
+        .create_key(
+            &admin,
+            json!({"name": "gateway", "scopes": ["tokens:introspect"]}),
+        )
+        .await;
     let inspector_id = inspector["id"].as_str().unwrap().to_owned();
     let inspector_auth = basic(&inspector_id, inspector["key"].as_str().unwrap());
-    let svc = create_key(
-        &app,
-        &admin,
-        json!({"name": "svc", "owner": "svc-a", "scopes": ["read", "write"]}),
-    )
-    .await;
+    let svc = app
+        .create_key(
+            &admin,
+            json!({"name": "svc", "owner": "svc-a", "scopes": ["read", "write"]}),
+        )
+        .await;
     let svc_secret = svc["key"].as_str().unwrap().to_owned();
-    let token = token_of(&app, &svc_secret, &[("scope", "read")]).await;
+    let token = app.access_token(&svc_secret, &[("scope", "read")]).await;
 
     let introspect = |auth: String, token: String| {
         let app = &app;
@@ -209,8 +179,7 @@ async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
     }
 
     // Another tenant's token is inactive to this tenant's caller.
-    call(
-        &app,
+    app.call(
         "POST",
         "/api/v1/tenants",
         &admin,
@@ -227,7 +196,9 @@ async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
         .await
         .unwrap();
     let foreign: Value = foreign.json().await.unwrap();
-    let foreign_token = token_of(&app, foreign["key"].as_str().unwrap(), &[]).await;
+    let foreign_token = app
+        .access_token(foreign["key"].as_str().unwrap(), &[])
+        .await;
     let body: Value = introspect(inspector_auth.clone(), foreign_token)
         .await
         .json()
@@ -236,8 +207,7 @@ async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
     assert_eq!(body, json!({"active": false}));
 
     // The key revoked after issuing: its token turns inactive.
-    call(
-        &app,
+    app.call(
         "POST",
         &format!("/api/v1/keys/{}/revoke", svc["id"].as_str().unwrap()),
         &admin,
@@ -252,7 +222,9 @@ async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
     assert_eq!(body, json!({"active": false}));
 
     // Callers without tokens:introspect, or not authenticated, are refused.
-    let plain = create_key(&app, &admin, json!({"name": "plain", "scopes": ["read"]})).await;
+    let plain = app
+        .create_key(&admin, json!({"name": "plain", "scopes": ["read"]}))
+        .await;
     let response = introspect(
         basic(
             plain["id"].as_str().unwrap(),
@@ -268,22 +240,24 @@ async fn introspection_answers_active_only_for_good_tokens(backend: Backend) {
 
 async fn clients_revoke_their_own_tokens_and_keys(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let inspector = create_key(
-        &app,
-        &admin,
-        json!({"name": "gw", "scopes": ["tokens:introspect"]}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let inspector = app
+        .create_key(
+            &admin,
+            json!({"name": "gw", "scopes": ["tokens:introspect"]}),
+        )
+        .await;
     let inspector_auth = basic(
         inspector["id"].as_str().unwrap(),
         inspector["key"].as_str().unwrap(),
     );
-    let svc = create_key(&app, &admin, json!({"name": "svc", "scopes": ["read"]})).await;
+    let svc = app
+        .create_key(&admin, json!({"name": "svc", "scopes": ["read"]}))
+        .await;
     let svc_id = svc["id"].as_str().unwrap().to_owned();
     let svc_secret = svc["key"].as_str().unwrap().to_owned();
     let svc_auth = basic(&svc_id, &svc_secret);
-    let token = token_of(&app, &svc_secret, &[]).await;
+    let token = app.access_token(&svc_secret, &[]).await;
 
     let revoke = |auth: Option<String>, token: String| {
         let app = &app;
@@ -348,15 +322,15 @@ async fn clients_revoke_their_own_tokens_and_keys(backend: Backend) {
     );
 
     // The admin API sees a revoked admin token as revoked at once.
-    let dev = create_key(
-        &app,
-        &admin,
-        json!({"name": "dev", "scopes": ["admin:keys:read"]}),
-    )
-    .await;
-    let dev_token = admin_token(&app, dev["key"].as_str().unwrap()).await;
+    let dev = app
+        .create_key(
+            &admin,
+            json!({"name": "dev", "scopes": ["admin:keys:read"]}),
+        )
+        .await;
+    let dev_token = app.admin_token(dev["key"].as_str().unwrap()).await;
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys", &dev_token, None)
+        app.call("GET", "/api/v1/keys", &dev_token, None)
             .await
             .status(),
         200
@@ -367,48 +341,48 @@ async fn clients_revoke_their_own_tokens_and_keys(backend: Backend) {
         200
     );
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys", &dev_token, None)
+        app.call("GET", "/api/v1/keys", &dev_token, None)
             .await
             .status(),
         401
     );
 
     // A bare secret in `token` revokes its own key.
-    let fresh = token_of(&app, &svc_secret, &[]).await;
+    let fresh = app.access_token(&svc_secret, &[]).await;
     assert_eq!(revoke(None, svc_secret.clone()).await.status(), 200);
     assert_eq!(
-        exchange(&app, Form::XApiKey, &svc_secret, &[])
-            .await
-            .status(),
+        app.exchange(Form::XApiKey, &svc_secret, &[]).await.status(),
         401
     );
     assert!(!introspect(fresh).await, "its tokens are inactive too");
-    let events: Value = call(
-        &app,
-        "GET",
-        "/api/v1/audit-events?action=token.revoked",
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let events: Value = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=token.revoked",
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 2);
 }
 
 async fn hammering_a_key_or_an_address_gets_429(backend: Backend) {
     let app =
         crate::helpers::spawn_app_with(backend, "[limits]\nfailed_auth_per_minute = 5\n").await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let slow = create_key(&app, &admin, json!({"name": "slow", "rate_limit_per_s": 2})).await;
-    let other = create_key(&app, &admin, json!({"name": "other"})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let slow = app
+        .create_key(&admin, json!({"name": "slow", "rate_limit_per_s": 2}))
+        .await;
+    let other = app.create_key(&admin, json!({"name": "other"})).await;
     let slow_secret = slow["key"].as_str().unwrap();
 
     // The key's bucket: a burst of 2, then 429 with Retry-After.
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let response = exchange(&app, Form::XApiKey, slow_secret, &[]).await;
+        let response = app.exchange(Form::XApiKey, slow_secret, &[]).await;
         statuses.push(response.status().as_u16());
         if response.status() == 429 {
             assert!(
@@ -427,7 +401,7 @@ async fn hammering_a_key_or_an_address_gets_429(backend: Backend) {
     assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
     // Other keys keep working.
     assert_eq!(
-        exchange(&app, Form::XApiKey, other["key"].as_str().unwrap(), &[])
+        app.exchange(Form::XApiKey, other["key"].as_str().unwrap(), &[])
             .await
             .status(),
         200
@@ -437,17 +411,17 @@ async fn hammering_a_key_or_an_address_gets_429(backend: Backend) {
     // from there waits (the check comes before any key lookup).
     for _ in 0..5 {
         assert_eq!(
-            exchange(&app, Form::XApiKey, "km_guess", &[])
-                .await
-                .status(),
+            app.exchange(Form::XApiKey, "km_guess", &[]).await.status(),
             401
         );
     }
-    let response = exchange(&app, Form::XApiKey, other["key"].as_str().unwrap(), &[]).await;
+    let response = app
+        .exchange(Form::XApiKey, other["key"].as_str().unwrap(), &[])
+        .await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     // The admin API answers problem+json.
-    let response = call(&app, "GET", "/api/v1/keys", &admin, None).await;
+    let response = app.call("GET", "/api/v1/keys", &admin, None).await;
     assert_eq!(response.status(), 429);
     assert_eq!(
         response.headers()["content-type"],
@@ -461,13 +435,13 @@ async fn allow_lists_use_the_client_address_behind_trusted_proxies_only(backend:
             .await;
     let direct = spawn_app(backend).await;
     for (app, trusted) in [(&behind_proxy, true), (&direct, false)] {
-        let admin = admin_token(app, &app.bootstrap_key).await;
-        let key = create_key(
-            app,
-            &admin,
-            json!({"name": "listed", "ip_allowlist": ["203.0.113.0/24", "2001:db8::/32"]}),
-        )
-        .await;
+        let admin = app.admin_token(&app.bootstrap_key).await;
+        let key = app
+            .create_key(
+                &admin,
+                json!({"name": "listed", "ip_allowlist": ["203.0.113.0/24", "2001:db8::/32"]}),
+            )
+            .await;
         let secret = key["key"].as_str().unwrap();
         let send = |xff: &'static str| {
             app.client
@@ -504,30 +478,30 @@ async fn allow_lists_use_the_client_address_behind_trusted_proxies_only(backend:
         let body: Value = outside.json().await.unwrap();
         assert_eq!(body["error"], "unauthorized_client");
         // And without any header, straight from loopback: refused.
-        assert_eq!(
-            exchange(app, Form::XApiKey, secret, &[]).await.status(),
-            400
-        );
+        assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 400);
     }
 }
 
 async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let inspector = create_key(
-        &app,
-        &admin,
-        json!({"name": "gw", "scopes": ["tokens:introspect"]}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let inspector = app
+        .create_key(
+            &admin,
+            json!({"name": "gw", "scopes": ["tokens:introspect"]}),
+        )
+        .await;
     let inspector_auth = basic(
         inspector["id"].as_str().unwrap(),
         inspector["key"].as_str().unwrap(),
     );
-    let svc = create_key(&app, &admin, json!({"name": "svc", "scopes": ["read"]})).await;
-    let before = token_of(&app, svc["key"].as_str().unwrap(), &[]).await;
+    let svc = app
+        .create_key(&admin, json!({"name": "svc", "scopes": ["read"]}))
+        .await;
+    let before = app.access_token(svc["key"].as_str().unwrap(), &[]).await;
 
-    let keys: Value = call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+    let keys: Value = app
+        .call("GET", "/api/v1/signing-keys", &admin, None)
         .await
         .json()
         .await
@@ -551,17 +525,19 @@ async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend)
         .to_owned();
 
     // On-demand rotation refuses a next key younger than prepublish_s.
-    let response = call(&app, "POST", "/api/v1/signing-keys/rotate", &admin, None).await;
+    let response = app
+        .call("POST", "/api/v1/signing-keys/rotate", &admin, None)
+        .await;
     assert_eq!(response.status(), 409);
 
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/signing-keys/{active}/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/signing-keys/{active}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let revoked: Value = response.json().await.unwrap();
     assert_eq!(revoked["state"], "revoked");
@@ -587,19 +563,20 @@ async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend)
         .unwrap();
     assert_eq!(body, json!({"active": false}));
     assert_eq!(
-        call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+        app.call("GET", "/api/v1/signing-keys", &admin, None)
             .await
             .status(),
         401
     );
 
     // The next key signs from now on, and verifies.
-    let after = token_of(&app, svc["key"].as_str().unwrap(), &[]).await;
+    let after = app.access_token(svc["key"].as_str().unwrap(), &[]).await;
     let kid = jsonwebtoken::decode_header(&after).unwrap().kid.unwrap();
     assert_ne!(kid, active);
-    crate::token::verify(&app, &after, "urn:keymint:tenant:default").await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let keys: Value = call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+    app.verify(&after, "urn:keymint:tenant:default").await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let keys: Value = app
+        .call("GET", "/api/v1/signing-keys", &admin, None)
         .await
         .json()
         .await
@@ -614,8 +591,7 @@ async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend)
     assert_eq!(states.iter().filter(|s| **s == "next").count(), 1);
     // Idempotent; unknown kids are 404.
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "POST",
             &format!("/api/v1/signing-keys/{active}/revoke"),
             &admin,
@@ -626,28 +602,18 @@ async fn an_emergency_revoke_unpublishes_a_signing_key_at_once(backend: Backend)
         200
     );
     assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/api/v1/signing-keys/nope/revoke",
-            &admin,
-            None
-        )
-        .await
-        .status(),
+        app.call("POST", "/api/v1/signing-keys/nope/revoke", &admin, None)
+            .await
+            .status(),
         404
     );
-}
-
-fn nonce() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
 }
 
 async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
     use keymint::grants::signed::sign_request;
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(&app, &admin, json!({"name": "adv", "security_level": "advanced", "scopes": ["read", "tokens:introspect"]})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app.create_key(&admin, json!({"name": "adv", "security_level": "advanced", "scopes": ["read", "tokens:introspect"]})).await;
     assert_eq!(key["security_level"], "advanced");
     let id = key["id"].as_str().unwrap().to_owned();
     let secret = key["key"].as_str().unwrap().to_owned();
@@ -805,9 +771,9 @@ async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
     }
 
     // The secret of an advanced key is no bearer credential: like an unknown key.
-    let response = exchange(&app, Form::XApiKey, &secret, &[]).await;
+    let response = app.exchange(Form::XApiKey, &secret, &[]).await;
     assert_eq!(response.status(), 401);
-    let response = exchange_as(&app, Form::Basic, Some(&id), &secret, &[]).await;
+    let response = app.exchange_as(Form::Basic, Some(&id), &secret, &[]).await;
     assert_eq!(response.status(), 401);
 
     // Introspection with a signed request.
@@ -835,11 +801,9 @@ async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
     assert_eq!(active["active"], true);
 
     // The CLI makes advanced keys too.
-    let (cli_id, cli_secret) = crate::token::cli_key(
-        &app,
-        &["--name", "cli-adv", "--advanced", "--scopes", "read"],
-    )
-    .await;
+    let (cli_id, cli_secret) = app
+        .cli_key(&["--name", "cli-adv", "--advanced", "--scopes", "read"])
+        .await;
     let headers = sign_request(
         &cli_secret,
         &cli_id,
@@ -856,9 +820,7 @@ async fn advanced_keys_sign_requests_that_cannot_be_replayed(backend: Backend) {
         200
     );
     assert_eq!(
-        exchange(&app, Form::XApiKey, &cli_secret, &[])
-            .await
-            .status(),
+        app.exchange(Form::XApiKey, &cli_secret, &[]).await.status(),
         401
     );
 

@@ -71,12 +71,14 @@ async fn request_ids_are_echoed_or_made(backend: Backend) {
 async fn metrics_move_and_live_on_their_own_listener() {
     let app = spawn_app(Backend::Sqlite).await;
     for _ in 0..3 {
-        let response =
-            crate::token::exchange(&app, crate::token::Form::XApiKey, &app.bootstrap_key, &[])
-                .await;
+        let response = app
+            .exchange(crate::client::Form::XApiKey, &app.bootstrap_key, &[])
+            .await;
         assert_eq!(response.status(), 200);
     }
-    let response = crate::token::exchange(&app, crate::token::Form::XApiKey, "km_nope", &[]).await;
+    let response = app
+        .exchange(crate::client::Form::XApiKey, "km_nope", &[])
+        .await;
     assert_eq!(response.status(), 401);
 
     // Not on the API port.
@@ -118,7 +120,7 @@ async fn metrics_move_and_live_on_their_own_listener() {
     assert!(value("keymint_signing_key_next_rotation_seconds") > 0.0);
     assert!(text.contains("keymint_signing_key_age_seconds"));
     // No key ids, owners, tenants or addresses in labels.
-    let key_id = crate::token::key_id_of(&app, &app.bootstrap_key).await;
+    let key_id = app.key_id_of(&app.bootstrap_key).await;
     assert!(!text.contains(&key_id));
     assert!(!text.contains("127.0.0.1"));
     assert!(!text.contains("tenant="));

@@ -274,6 +274,23 @@ impl TestApp {
             .await
             .expect("request")
     }
+
+    /// Creates a key with the CLI; returns (id, secret).
+    pub async fn cli_key(&self, args: &[&str]) -> (String, String) {
+        let mut all = vec!["keys", "create"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = run_cli_on(&self.db, &all).await;
+        assert_eq!(code, 0, "{stderr}");
+        let secret = stdout.trim().to_owned();
+        assert_eq!(stdout.lines().count(), 1, "only the secret on stdout");
+        let id = stderr
+            .split("created key ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the id on stderr")
+            .to_owned();
+        (id, secret)
+    }
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keymint");
@@ -357,6 +374,11 @@ impl ServerProcess {
     /// Kills the process and waits until it is gone.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Where to reach it, e.g. `http://127.0.0.1:1234`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn pid(&self) -> u32 {

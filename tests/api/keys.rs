@@ -2,12 +2,11 @@
 
 use std::collections::HashSet;
 
-use reqwest::Response;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
+use crate::client::Form;
 use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::token::{Form, exchange};
 
 backend_tests!(
     the_bootstrap_key_creates_a_key_whose_secret_is_shown_once,
@@ -17,47 +16,6 @@ backend_tests!(
     bad_input_is_named_and_changes_nothing,
     admin_authentication_is_bearer_only,
 );
-
-/// An admin-API token for `secret`.
-pub async fn admin_token(app: &TestApp, secret: &str) -> String {
-    let response = exchange(
-        app,
-        Form::XApiKey,
-        secret,
-        &[("audience", &app.admin_audience)],
-    )
-    .await;
-    assert_eq!(response.status(), 200, "admin token");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-pub async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Response {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("Authorization", format!("Bearer {token}"));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
-/// Creates a key over HTTP; returns the response body (view + `key`).
-pub async fn create_key(app: &TestApp, token: &str, body: Value) -> Value {
-    let response = call(app, "POST", "/api/v1/keys", token, Some(body)).await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    body
-}
 
 fn count_keys(app: &TestApp) -> i64 {
     use diesel::prelude::*;
@@ -70,23 +28,23 @@ fn count_keys(app: &TestApp) -> i64 {
 
 async fn the_bootstrap_key_creates_a_key_whose_secret_is_shown_once(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &admin,
-        Some(json!({
-            "name": "reports",
-            "owner": "alice@example.com",
-            "scopes": ["reports:read"],
-            "expires_in_s": 86400,
-            "metadata": {"team": "data"},
-            "claims": {"plan": "pro"},
-            "ip_allowlist": ["127.0.0.0/8", "::1/128"]
-        })),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &admin,
+            Some(json!({
+                "name": "reports",
+                "owner": "alice@example.com",
+                "scopes": ["reports:read"],
+                "expires_in_s": 86400,
+                "metadata": {"team": "data"},
+                "claims": {"plan": "pro"},
+                "ip_allowlist": ["127.0.0.0/8", "::1/128"]
+            })),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -129,36 +87,35 @@ async fn the_bootstrap_key_creates_a_key_whose_secret_is_shown_once(backend: Bac
     }
 
     // The new key works, and its token carries the custom claims under ext.
-    let response = exchange(&app, Form::XApiKey, &secret, &[]).await;
+    let response = app.exchange(Form::XApiKey, &secret, &[]).await;
     let body: Value = response.json().await.unwrap();
-    let claims = crate::token::verify(
-        &app,
-        body["access_token"].as_str().unwrap(),
-        "urn:keymint:tenant:default",
-    )
-    .await;
+    let claims = app
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "urn:keymint:tenant:default",
+        )
+        .await;
     assert_eq!(claims["ext"]["plan"], "pro");
     assert_eq!(claims["sub"], "alice@example.com");
 
     // No later response shows the secret again.
     let mut later = Vec::new();
     later.push(
-        call(&app, "GET", &location, &admin, None)
+        app.call("GET", &location, &admin, None)
             .await
             .text()
             .await
             .unwrap(),
     );
     later.push(
-        call(&app, "GET", "/api/v1/keys", &admin, None)
+        app.call("GET", "/api/v1/keys", &admin, None)
             .await
             .text()
             .await
             .unwrap(),
     );
     later.push(
-        call(
-            &app,
+        app.call(
             "PATCH",
             &location,
             &admin,
@@ -170,8 +127,7 @@ async fn the_bootstrap_key_creates_a_key_whose_secret_is_shown_once(backend: Bac
         .unwrap(),
     );
     later.push(
-        call(
-            &app,
+        app.call(
             "POST",
             &format!("{location}/revoke"),
             &admin,
@@ -196,19 +152,19 @@ async fn the_bootstrap_key_creates_a_key_whose_secret_is_shown_once(backend: Bac
 
 async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let owners = ["ann", "bob", "cy"];
     let mut created = Vec::new();
     for i in 0..250 {
-        let body = create_key(
-            &app,
-            &admin,
-            json!({"name": format!("key-{i:03}"), "owner": owners[i % 3], "scopes": ["s"]}),
-        )
-        .await;
+        let body = app
+            .create_key(
+                &admin,
+                json!({"name": format!("key-{i:03}"), "owner": owners[i % 3], "scopes": ["s"]}),
+            )
+            .await;
         created.push(body["id"].as_str().unwrap().to_owned());
     }
-    let bootstrap_id = crate::token::key_id_of(&app, &app.bootstrap_key).await;
+    let bootstrap_id = app.key_id_of(&app.bootstrap_key).await;
     let mut expected: HashSet<String> = created.iter().cloned().collect();
     expected.insert(bootstrap_id);
 
@@ -221,7 +177,8 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
             Some(c) => format!("/api/v1/keys?limit=50&cursor={c}"),
             None => "/api/v1/keys?limit=50".to_owned(),
         };
-        let page: Value = call(&app, "GET", &path, &admin, None)
+        let page: Value = app
+            .call("GET", &path, &admin, None)
             .await
             .json()
             .await
@@ -232,22 +189,13 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
         if pages == 2 {
             // Mid-walk: new keys arrive and an unseen key is deleted.
             for i in 0..10 {
-                create_key(
-                    &app,
-                    &admin,
-                    json!({"name": format!("late-{i}"), "owner": "ann"}),
-                )
-                .await;
+                app.create_key(&admin, json!({"name": format!("late-{i}"), "owner": "ann"}))
+                    .await;
             }
             let victim = created[10].clone(); // oldest ones come last
-            let response = call(
-                &app,
-                "DELETE",
-                &format!("/api/v1/keys/{victim}"),
-                &admin,
-                None,
-            )
-            .await;
+            let response = app
+                .call("DELETE", &format!("/api/v1/keys/{victim}"), &admin, None)
+                .await;
             assert_eq!(response.status(), 204);
             expected.remove(&victim);
             deleted = Some(victim);
@@ -267,7 +215,8 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
     assert_eq!(sorted, seen);
 
     // Search: name, id, owner, case-insensitively.
-    let page: Value = call(&app, "GET", "/api/v1/keys?q=KEY-24&limit=200", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?q=KEY-24&limit=200", &admin, None)
         .await
         .json()
         .await
@@ -286,17 +235,17 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
         ])
     );
     let id = &created[77];
-    let page: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys?q={}", &id[24..].to_uppercase()),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let page: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys?q={}", &id[24..].to_uppercase()),
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(
         page["items"]
             .as_array()
@@ -304,23 +253,19 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
             .iter()
             .any(|k| k["id"] == id.as_str())
     );
-    let page: Value = call(
-        &app,
-        "GET",
-        "/api/v1/keys?owner=bob&limit=200",
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let page: Value = app
+        .call("GET", "/api/v1/keys?owner=bob&limit=200", &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         page["items"].as_array().unwrap().len(),
         82,
         "83 of bob's, one deleted"
     );
-    let page: Value = call(&app, "GET", "/api/v1/keys?q=%25&limit=200", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?q=%25&limit=200", &admin, None)
         .await
         .json()
         .await
@@ -329,17 +274,19 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
 
     // Status filters.
     let revoked_id = &created[5];
-    call(
-        &app,
+    app.call(
         "POST",
         &format!("/api/v1/keys/{revoked_id}/revoke"),
         &admin,
         None,
     )
     .await;
-    let short = create_key(&app, &admin, json!({"name": "brief", "expires_in_s": 1})).await;
+    let short = app
+        .create_key(&admin, json!({"name": "brief", "expires_in_s": 1}))
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let page: Value = call(&app, "GET", "/api/v1/keys?status=revoked", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?status=revoked", &admin, None)
         .await
         .json()
         .await
@@ -351,7 +298,8 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
         .map(|k| k["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [revoked_id.as_str()]);
-    let page: Value = call(&app, "GET", "/api/v1/keys?status=expired", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?status=expired", &admin, None)
         .await
         .json()
         .await
@@ -364,17 +312,12 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
         .collect();
     assert_eq!(ids, [short["id"].as_str().unwrap()]);
     assert_eq!(page["items"][0]["status"], "expired");
-    let page: Value = call(
-        &app,
-        "GET",
-        "/api/v1/keys?status=active&limit=200",
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let page: Value = app
+        .call("GET", "/api/v1/keys?status=active&limit=200", &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(
         page["items"]
             .as_array()
@@ -384,20 +327,21 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
     );
 
     // A cursor is bound to its filters.
-    let page: Value = call(&app, "GET", "/api/v1/keys?limit=5&owner=ann", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?limit=5&owner=ann", &admin, None)
         .await
         .json()
         .await
         .unwrap();
     let cursor = page["next_cursor"].as_str().unwrap();
-    let response = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys?limit=5&owner=bob&cursor={cursor}"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys?limit=5&owner=bob&cursor={cursor}"),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["field"], "cursor");
@@ -406,103 +350,104 @@ async fn lists_page_without_duplicates_or_gaps_while_keys_change(backend: Backen
 async fn revocation_and_deletion_are_final(backend: Backend) {
     use diesel::prelude::*;
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let one = create_key(&app, &admin, json!({"name": "one", "scopes": ["s"]})).await;
-    let two = create_key(&app, &admin, json!({"name": "two", "scopes": ["s"]})).await;
-    let three = create_key(&app, &admin, json!({"name": "three", "scopes": ["s"]})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let one = app
+        .create_key(&admin, json!({"name": "one", "scopes": ["s"]}))
+        .await;
+    let two = app
+        .create_key(&admin, json!({"name": "two", "scopes": ["s"]}))
+        .await;
+    let three = app
+        .create_key(&admin, json!({"name": "three", "scopes": ["s"]}))
+        .await;
     let id = |k: &Value| k["id"].as_str().unwrap().to_owned();
     let secret = |k: &Value| k["key"].as_str().unwrap().to_owned();
 
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/revoke", id(&one)),
-        &admin,
-        Some(json!({"reason": "leaked"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/revoke", id(&one)),
+            &admin,
+            Some(json!({"reason": "leaked"})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["status"], "revoked");
     assert_eq!(view["revoked_reason"], "leaked");
     let first_revoked_at = view["revoked_at"].clone();
-    let response = exchange(&app, Form::XApiKey, &secret(&one), &[]).await;
+    let response = app.exchange(Form::XApiKey, &secret(&one), &[]).await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
 
     // Idempotent: the first time and reason stay. Nothing un-revokes.
-    let view: Value = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/revoke", id(&one)),
-        &admin,
-        Some(json!({"reason": "again"})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let view: Value = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/revoke", id(&one)),
+            &admin,
+            Some(json!({"reason": "again"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["revoked_at"], first_revoked_at);
     assert_eq!(view["revoked_reason"], "leaked");
-    let response = call(
-        &app,
-        "PATCH",
-        &format!("/api/v1/keys/{}", id(&one)),
-        &admin,
-        Some(json!({"name": "back"})),
-    )
-    .await;
-    assert_eq!(response.status(), 409);
-    for attempt in [json!({"revoked_at": null}), json!({"status": "active"})] {
-        let response = call(
-            &app,
+    let response = app
+        .call(
             "PATCH",
             &format!("/api/v1/keys/{}", id(&one)),
             &admin,
-            Some(attempt),
+            Some(json!({"name": "back"})),
         )
         .await;
+    assert_eq!(response.status(), 409);
+    for attempt in [json!({"revoked_at": null}), json!({"status": "active"})] {
+        let response = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/keys/{}", id(&one)),
+                &admin,
+                Some(attempt),
+            )
+            .await;
         assert_eq!(response.status(), 400);
     }
-    let view: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{}", id(&one)),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let view: Value = app
+        .call("GET", &format!("/api/v1/keys/{}", id(&one)), &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["status"], "revoked");
 
     // Bulk: one transaction, found and not found reported.
     let missing = uuid::Uuid::now_v7().to_string();
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys/revoke",
-        &admin,
-        Some(json!({"ids": [id(&two), id(&three), missing, "not-an-id"], "reason": "rotation"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys/revoke",
+            &admin,
+            Some(
+                json!({"ids": [id(&two), id(&three), missing, "not-an-id"], "reason": "rotation"}),
+            ),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let result: Value = response.json().await.unwrap();
     assert_eq!(result["revoked"], json!([id(&two), id(&three)]));
     assert_eq!(result["not_found"], json!([missing, "not-an-id"]));
     for k in [&two, &three] {
         assert_eq!(
-            exchange(&app, Form::XApiKey, &secret(k), &[])
-                .await
-                .status(),
+            app.exchange(Form::XApiKey, &secret(k), &[]).await.status(),
             401
         );
     }
 
     // Who and why are recorded, one event per key, sharing the request id.
-    let bootstrap_id = crate::token::key_id_of(&app, &app.bootstrap_key).await;
+    let bootstrap_id = app.key_id_of(&app.bootstrap_key).await;
     let mut conn = app.db.connect();
     use keymint::db::schema::audit_events as ae;
     let rows: Vec<(String, Option<String>, Option<String>, String)> = ae::table
@@ -525,31 +470,26 @@ async fn revocation_and_deletion_are_final(backend: Backend) {
     assert!(rows.iter().any(|r| r.3.contains("leaked")));
 
     // Delete: gone from reads, lists and exchanges; a tombstone remains.
-    let four = create_key(&app, &admin, json!({"name": "four", "scopes": ["s"]})).await;
-    let response = call(
-        &app,
-        "DELETE",
-        &format!("/api/v1/keys/{}", id(&four)),
-        &admin,
-        None,
-    )
-    .await;
-    assert_eq!(response.status(), 204);
-    assert_eq!(
-        call(
-            &app,
-            "GET",
+    let four = app
+        .create_key(&admin, json!({"name": "four", "scopes": ["s"]}))
+        .await;
+    let response = app
+        .call(
+            "DELETE",
             &format!("/api/v1/keys/{}", id(&four)),
             &admin,
-            None
+            None,
         )
-        .await
-        .status(),
+        .await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/keys/{}", id(&four)), &admin, None)
+            .await
+            .status(),
         404
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "DELETE",
             &format!("/api/v1/keys/{}", id(&four)),
             &admin,
@@ -559,14 +499,15 @@ async fn revocation_and_deletion_are_final(backend: Backend) {
         .status(),
         404
     );
-    let list = call(&app, "GET", "/api/v1/keys", &admin, None)
+    let list = app
+        .call("GET", "/api/v1/keys", &admin, None)
         .await
         .text()
         .await
         .unwrap();
     assert!(!list.contains(&id(&four)));
     assert_eq!(
-        exchange(&app, Form::XApiKey, &secret(&four), &[])
+        app.exchange(Form::XApiKey, &secret(&four), &[])
             .await
             .status(),
         401
@@ -583,30 +524,25 @@ async fn revocation_and_deletion_are_final(backend: Backend) {
 
 async fn the_permission_matrix_holds(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
 
     // A developer key: keys:self plus two ordinary scopes.
-    let dev = create_key(
-        &app,
-        &admin,
+    let dev = app.create_key(&admin,
         json!({"name": "dev", "owner": "dana", "scopes": ["keys:self", "app:read", "app:write"]}),
     )
     .await;
-    let dev_token = admin_token(&app, dev["key"].as_str().unwrap()).await;
-    let other = create_key(
-        &app,
-        &admin,
-        json!({"name": "someone else's", "owner": "erin", "scopes": ["app:read"]}),
-    )
-    .await;
+    let dev_token = app.admin_token(dev["key"].as_str().unwrap()).await;
+    let other = app
+        .create_key(
+            &admin,
+            json!({"name": "someone else's", "owner": "erin", "scopes": ["app:read"]}),
+        )
+        .await;
 
     // keys:self creates for itself only, with what it holds.
-    let mine = create_key(
-        &app,
-        &dev_token,
-        json!({"name": "mine", "scopes": ["app:read"]}),
-    )
-    .await;
+    let mine = app
+        .create_key(&dev_token, json!({"name": "mine", "scopes": ["app:read"]}))
+        .await;
     assert_eq!(mine["owner"], "dana");
     for (body, status) in [
         (json!({"name": "x", "owner": "erin"}), 403),
@@ -616,7 +552,9 @@ async fn the_permission_matrix_holds(backend: Backend) {
         (json!({"name": "x", "claims": {"a": 1}}), 403),
         (json!({"name": "x", "rate_limit_per_s": 1000}), 403),
     ] {
-        let response = call(&app, "POST", "/api/v1/keys", &dev_token, Some(body.clone())).await;
+        let response = app
+            .call("POST", "/api/v1/keys", &dev_token, Some(body.clone()))
+            .await;
         assert_eq!(response.status(), status, "{body}");
         assert_eq!(
             response.headers()["content-type"],
@@ -626,20 +564,13 @@ async fn the_permission_matrix_holds(backend: Backend) {
     // It sees only its own keys: another owner's key is simply not found.
     let other_id = other["id"].as_str().unwrap();
     assert_eq!(
-        call(
-            &app,
-            "GET",
-            &format!("/api/v1/keys/{other_id}"),
-            &dev_token,
-            None
-        )
-        .await
-        .status(),
+        app.call("GET", &format!("/api/v1/keys/{other_id}"), &dev_token, None)
+            .await
+            .status(),
         404
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "POST",
             &format!("/api/v1/keys/{other_id}/revoke"),
             &dev_token,
@@ -649,7 +580,8 @@ async fn the_permission_matrix_holds(backend: Backend) {
         .status(),
         404
     );
-    let page: Value = call(&app, "GET", "/api/v1/keys?owner=erin", &dev_token, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?owner=erin", &dev_token, None)
         .await
         .json()
         .await
@@ -664,8 +596,7 @@ async fn the_permission_matrix_holds(backend: Backend) {
     // It revokes its own.
     let mine_id = mine["id"].as_str().unwrap();
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "POST",
             &format!("/api/v1/keys/{mine_id}/revoke"),
             &dev_token,
@@ -676,14 +607,14 @@ async fn the_permission_matrix_holds(backend: Backend) {
         200
     );
     // PATCH needs admin:keys:write.
-    let response = call(
-        &app,
-        "PATCH",
-        &format!("/api/v1/keys/{mine_id}"),
-        &dev_token,
-        Some(json!({"name": "y"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/keys/{mine_id}"),
+            &dev_token,
+            Some(json!({"name": "y"})),
+        )
+        .await;
     assert_eq!(response.status(), 403);
     assert!(
         response.headers()["www-authenticate"]
@@ -693,35 +624,34 @@ async fn the_permission_matrix_holds(backend: Backend) {
     );
 
     // Revoking the developer's key revokes what it created, in one go.
-    let child = create_key(
-        &app,
-        &dev_token,
-        json!({"name": "child", "scopes": ["app:write"]}),
-    )
-    .await;
+    let child = app
+        .create_key(
+            &dev_token,
+            json!({"name": "child", "scopes": ["app:write"]}),
+        )
+        .await;
     let dev_id = dev["id"].as_str().unwrap();
-    call(
-        &app,
+    app.call(
         "POST",
         &format!("/api/v1/keys/{dev_id}/revoke"),
         &admin,
         None,
     )
     .await;
-    let child_view: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{}", child["id"].as_str().unwrap()),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let child_view: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys/{}", child["id"].as_str().unwrap()),
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(child_view["status"], "revoked");
     // ... and its admin token stops at once.
-    let response = call(&app, "GET", "/api/v1/keys", &dev_token, None).await;
+    let response = app.call("GET", "/api/v1/keys", &dev_token, None).await;
     assert_eq!(response.status(), 401);
     assert!(
         response.headers()["www-authenticate"]
@@ -731,22 +661,21 @@ async fn the_permission_matrix_holds(backend: Backend) {
     );
 
     // admin:keys:read reads but cannot write.
-    let reader = create_key(
-        &app,
-        &admin,
-        json!({"name": "reader", "scopes": ["admin:keys:read"]}),
-    )
-    .await;
-    let reader_token = admin_token(&app, reader["key"].as_str().unwrap()).await;
+    let reader = app
+        .create_key(
+            &admin,
+            json!({"name": "reader", "scopes": ["admin:keys:read"]}),
+        )
+        .await;
+    let reader_token = app.admin_token(reader["key"].as_str().unwrap()).await;
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys", &reader_token, None)
+        app.call("GET", "/api/v1/keys", &reader_token, None)
             .await
             .status(),
         200
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "GET",
             &format!("/api/v1/keys/{other_id}"),
             &reader_token,
@@ -770,7 +699,7 @@ async fn the_permission_matrix_holds(backend: Backend) {
             Some(json!({"name": "n"})),
         ),
     ] {
-        let response = call(&app, method, &path, &reader_token, body).await;
+        let response = app.call(method, &path, &reader_token, body).await;
         assert_eq!(response.status(), 403, "{method} {path}");
         let challenge = response.headers()["www-authenticate"]
             .to_str()
@@ -780,21 +709,21 @@ async fn the_permission_matrix_holds(backend: Backend) {
     }
 
     // A writer without a reserved scope cannot grant it.
-    let writer = create_key(
-        &app,
-        &admin,
-        json!({"name": "writer", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let writer_token = admin_token(&app, writer["key"].as_str().unwrap()).await;
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &writer_token,
-        Some(json!({"name": "n", "scopes": ["admin:audit"]})),
-    )
-    .await;
+    let writer = app
+        .create_key(
+            &admin,
+            json!({"name": "writer", "scopes": ["admin:keys:write"]}),
+        )
+        .await;
+    let writer_token = app.admin_token(writer["key"].as_str().unwrap()).await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &writer_token,
+            Some(json!({"name": "n", "scopes": ["admin:audit"]})),
+        )
+        .await;
     assert_eq!(response.status(), 403);
     assert!(
         response.headers()["www-authenticate"]
@@ -802,28 +731,30 @@ async fn the_permission_matrix_holds(backend: Backend) {
             .unwrap()
             .contains("scope=\"admin:audit\"")
     );
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &writer_token,
-        Some(json!({"name": "n", "scopes": ["admin:keys:write", "app:x"]})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &writer_token,
+            Some(json!({"name": "n", "scopes": ["admin:keys:write", "app:x"]})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
 
     // A token for a downstream audience is refused by the admin API, even
     // when its key holds admin scopes.
-    let mixed = create_key(
-        &app,
-        &admin,
-        json!({"name": "mixed", "scopes": ["admin:keys:write", "app:read"]}),
-    )
-    .await;
-    let response = exchange(&app, Form::XApiKey, mixed["key"].as_str().unwrap(), &[]).await;
+    let mixed = app
+        .create_key(
+            &admin,
+            json!({"name": "mixed", "scopes": ["admin:keys:write", "app:read"]}),
+        )
+        .await;
+    let response = app
+        .exchange(Form::XApiKey, mixed["key"].as_str().unwrap(), &[])
+        .await;
     let body: Value = response.json().await.unwrap();
     let downstream = body["access_token"].as_str().unwrap();
-    let response = call(&app, "GET", "/api/v1/keys", downstream, None).await;
+    let response = app.call("GET", "/api/v1/keys", downstream, None).await;
     assert_eq!(response.status(), 401);
     assert!(
         response.headers()["www-authenticate"]
@@ -835,8 +766,8 @@ async fn the_permission_matrix_holds(backend: Backend) {
 
 async fn bad_input_is_named_and_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let existing = create_key(&app, &admin, json!({"name": "existing"})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let existing = app.create_key(&admin, json!({"name": "existing"})).await;
     let existing_id = existing["id"].as_str().unwrap().to_owned();
     let before = count_keys(&app);
 
@@ -901,7 +832,9 @@ async fn bad_input_is_named_and_changes_nothing(backend: Backend) {
         ),
     ];
     for (body, fields) in cases {
-        let response = call(&app, "POST", "/api/v1/keys", &admin, Some(body.clone())).await;
+        let response = app
+            .call("POST", "/api/v1/keys", &admin, Some(body.clone()))
+            .await;
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(
             response.headers()["content-type"],
@@ -950,14 +883,14 @@ async fn bad_input_is_named_and_changes_nothing(backend: Backend) {
         (json!({"owner": "someone"}), "owner"),
         (json!({"ip_allowlist": ["300.0.0.0/8"]}), "ip_allowlist"),
     ] {
-        let response = call(
-            &app,
-            "PATCH",
-            &format!("/api/v1/keys/{existing_id}"),
-            &admin,
-            Some(body.clone()),
-        )
-        .await;
+        let response = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/keys/{existing_id}"),
+                &admin,
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(response.status(), 400, "{body}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
@@ -969,23 +902,20 @@ async fn bad_input_is_named_and_changes_nothing(backend: Backend) {
         ("cursor=forged.cursor", "cursor"),
         (&*format!("q={}", "x".repeat(101)), "q"),
     ] {
-        let response = call(&app, "GET", &format!("/api/v1/keys?{query}"), &admin, None).await;
+        let response = app
+            .call("GET", &format!("/api/v1/keys?{query}"), &admin, None)
+            .await;
         assert_eq!(response.status(), 400, "{query}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
     assert_eq!(count_keys(&app), before, "nothing was written");
-    let view: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{existing_id}"),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let view: Value = app
+        .call("GET", &format!("/api/v1/keys/{existing_id}"), &admin, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["name"], "existing");
 }
 
@@ -1027,14 +957,11 @@ async fn admin_authentication_is_bearer_only(backend: Backend) {
 
     // X-Tenant from a caller without admin:tenants is refused; an unknown
     // slug from one that has it is not found.
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let writer = create_key(
-        &app,
-        &admin,
-        json!({"name": "w", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let writer_token = admin_token(&app, writer["key"].as_str().unwrap()).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let writer = app
+        .create_key(&admin, json!({"name": "w", "scopes": ["admin:keys:write"]}))
+        .await;
+    let writer_token = app.admin_token(writer["key"].as_str().unwrap()).await;
     let response = app
         .client
         .get(app.url("/api/v1/keys"))

@@ -367,25 +367,22 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
     use serde_json::json;
 
     let app = spawn_app(backend).await;
-    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
-    let key = crate::keys::create_key(
-        &app,
-        &admin,
-        json!({"name": "adv", "security_level": "advanced"}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(&admin, json!({"name": "adv", "security_level": "advanced"}))
+        .await;
     let id = key["id"].as_str().unwrap().to_owned();
-    let rotated: serde_json::Value = crate::keys::call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{id}/rotate"),
-        &admin,
-        Some(json!({"grace_period_s": 3600})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rotated: serde_json::Value = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{id}/rotate"),
+            &admin,
+            Some(json!({"grace_period_s": 3600})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let secret = rotated["key"].as_str().unwrap().to_owned();
 
     let new_file = app.db.dir.path().join("new-master.key");
@@ -491,7 +488,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     );
 
     // 64 KiB on admin routes, 8 KiB on token endpoints.
-    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let big = "x".repeat(70 * 1024);
     let response = app
         .client

@@ -1,5 +1,9 @@
 //! Black-box tests: real servers, real HTTP, real databases.
 
+// The one helper layer: `helpers` starts servers and databases, `client`
+// speaks HTTP to them as `TestApp` methods. Test modules import only these
+// two (and `backend_tests!`), never each other, so any one can be read,
+// moved or deleted alone.
 mod client;
 mod helpers;
 

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, Timelike, Utc};
 use diesel::prelude::*;
 use keymint::db::schema::{api_keys, audit_events, revoked_tokens, tenant_audiences};
@@ -16,9 +14,8 @@ use reqwest::Response;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
+use crate::client::{Form, basic, nonce};
 use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange, exchange_as};
 
 backend_tests!(
     introspection_and_revocation_admit_clients_like_the_exchange,
@@ -32,26 +29,10 @@ backend_tests!(
     revoke_and_delete_clear_previous_secrets,
 );
 
-fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-}
-
 fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field]
         .as_str()
         .unwrap_or_else(|| panic!("{field} in {value}"))
-}
-
-/// A fresh signed-request nonce.
-fn nonce() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
-async fn access_token(app: &TestApp, secret: &str) -> String {
-    let response = exchange(app, Form::XApiKey, secret, &[]).await;
-    assert_eq!(response.status(), 200, "the key exchanges");
-    let body: Value = response.json().await.unwrap();
-    str_of(&body, "access_token").to_owned()
 }
 
 /// POST a form to an OAuth endpoint with an optional Authorization header.
@@ -112,17 +93,18 @@ async fn is_active(app: &TestApp, inspector: &str, token: &str) -> bool {
 }
 
 async fn inspector(app: &TestApp, admin: &str) -> String {
-    let key = create_key(
-        app,
-        admin,
-        json!({"name": "inspector", "scopes": ["tokens:introspect"]}),
-    )
-    .await;
+    let key = app
+        .create_key(
+            admin,
+            json!({"name": "inspector", "scopes": ["tokens:introspect"]}),
+        )
+        .await;
     basic(str_of(&key, "id"), str_of(&key, "key"))
 }
 
 async fn key_status(app: &TestApp, admin: &str, id: &str) -> String {
-    let view: Value = call(app, "GET", &format!("/api/v1/keys/{id}"), admin, None)
+    let view: Value = app
+        .call("GET", &format!("/api/v1/keys/{id}"), admin, None)
         .await
         .json()
         .await
@@ -131,28 +113,17 @@ async fn key_status(app: &TestApp, admin: &str, id: &str) -> String {
 }
 
 async fn rotate(app: &TestApp, admin: &str, id: &str, grace_period_s: i64) -> String {
-    let response = call(
-        app,
-        "POST",
-        &format!("/api/v1/keys/{id}/rotate"),
-        admin,
-        Some(json!({ "grace_period_s": grace_period_s })),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{id}/rotate"),
+            admin,
+            Some(json!({ "grace_period_s": grace_period_s })),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     str_of(&body, "key").to_owned()
-}
-
-async fn patch_settings(app: &TestApp, admin: &str, body: Value) -> Response {
-    app.client
-        .patch(app.url("/api/v1/settings"))
-        .header("Authorization", format!("Bearer {admin}"))
-        .header("Content-Type", "application/merge-patch+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The count of each reason among denial events (a minute boundary may
@@ -169,14 +140,14 @@ fn counts_by_reason(events: &[Value]) -> BTreeMap<String, i64> {
 }
 
 async fn denials_of(app: &TestApp, admin: &str, key_id: &str) -> Vec<Value> {
-    let response = call(
-        app,
-        "GET",
-        &format!("/api/v1/audit-events?action=token.denied&key_id={key_id}"),
-        admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit-events?action=token.denied&key_id={key_id}"),
+            admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["items"].as_array().unwrap().clone()
@@ -184,13 +155,13 @@ async fn denials_of(app: &TestApp, admin: &str, key_id: &str) -> Vec<Value> {
 
 async fn introspection_and_revocation_admit_clients_like_the_exchange(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let svc = create_key(&app, &admin, json!({"name": "svc", "scopes": ["read"]})).await;
-    let token = access_token(&app, str_of(&svc, "key")).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let svc = app
+        .create_key(&admin, json!({"name": "svc", "scopes": ["read"]}))
+        .await;
+    let token = app.access_token(str_of(&svc, "key"), &[]).await;
     // Allowed only from 203.0.113.0/24; the tests come from 127.0.0.1.
-    let listed = create_key(
-        &app,
-        &admin,
+    let listed = app.create_key(&admin,
         json!({"name": "listed", "scopes": ["tokens:introspect"], "ip_allowlist": ["203.0.113.0/24"]}),
     )
     .await;
@@ -211,7 +182,7 @@ async fn introspection_and_revocation_admit_clients_like_the_exchange(backend: B
     assert_eq!(body["error"], "unauthorized_client", "{body}");
     assert!(body.get("active").is_none());
     assert_eq!(
-        exchange(&app, Form::XApiKey, listed_secret, &[])
+        app.exchange(Form::XApiKey, listed_secret, &[])
             .await
             .status(),
         400,
@@ -248,45 +219,47 @@ async fn introspection_and_revocation_admit_clients_like_the_exchange(backend: B
 
 async fn refused_known_keys_are_denials_in_their_tenant_audit(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     // A deleted key's secret matches no key any more: it is unknown.
-    let deleted = create_key(&app, &admin, json!({"name": "deleted"})).await;
-    let response = call(
-        &app,
-        "DELETE",
-        &format!("/api/v1/keys/{}", str_of(&deleted, "id")),
-        &admin,
-        None,
-    )
-    .await;
+    let deleted = app.create_key(&admin, json!({"name": "deleted"})).await;
+    let response = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/keys/{}", str_of(&deleted, "id")),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 204);
     let unknown = {
-        let response = exchange(&app, Form::XApiKey, str_of(&deleted, "key"), &[]).await;
+        let response = app
+            .exchange(Form::XApiKey, str_of(&deleted, "key"), &[])
+            .await;
         assert_eq!(response.status(), 401);
         response.json::<Value>().await.unwrap()
     };
 
     // Revoked.
-    let revoked = create_key(&app, &admin, json!({"name": "revoked"})).await;
+    let revoked = app.create_key(&admin, json!({"name": "revoked"})).await;
     let revoked_id = str_of(&revoked, "id");
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{revoked_id}/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{revoked_id}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     // Expired (made so in the database: the API only shortens to the future).
-    let expired = create_key(&app, &admin, json!({"name": "expired"})).await;
+    let expired = app.create_key(&admin, json!({"name": "expired"})).await;
     let expired_id = str_of(&expired, "id");
     diesel::update(api_keys::table.find(expired_id))
         .set(api_keys::expires_at.eq(Some(Utc::now().naive_utc() - Duration::seconds(1))))
         .execute(&mut app.db.connect())
         .unwrap();
     // A rotated-out secret after its grace.
-    let rotated = create_key(&app, &admin, json!({"name": "rotated"})).await;
+    let rotated = app.create_key(&admin, json!({"name": "rotated"})).await;
     let rotated_id = str_of(&rotated, "id");
     let old_secret = str_of(&rotated, "key");
     let new_secret = rotate(&app, &admin, rotated_id, 1).await;
@@ -300,13 +273,13 @@ async fn refused_known_keys_are_denials_in_their_tenant_audit(backend: Backend) 
         // Twice by one form, once by another: one answer, one event counted thrice.
         for (form, times) in [(Form::XApiKey, 2), (Form::Basic, 1)] {
             for _ in 0..times {
-                let response = exchange_as(&app, form, Some(id), secret, &[]).await;
+                let response = app.exchange_as(form, Some(id), secret, &[]).await;
                 assert_eq!(response.status(), 401, "{reason}");
                 let body: Value = response.json().await.unwrap();
                 assert_eq!(body, unknown, "{reason}: the answer is an unknown key's");
             }
         }
-        let response = exchange(&app, Form::Exchange, secret, &[]).await;
+        let response = app.exchange(Form::Exchange, secret, &[]).await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error_description"], "subject_token is invalid");
@@ -326,19 +299,17 @@ async fn refused_known_keys_are_denials_in_their_tenant_audit(backend: Backend) 
     }
     // The new secret still works, and left no denial.
     assert_eq!(
-        exchange(&app, Form::XApiKey, &new_secret, &[])
-            .await
-            .status(),
+        app.exchange(Form::XApiKey, &new_secret, &[]).await.status(),
         200
     );
 
     // A signed request naming a known advanced key whose HMAC fails.
-    let advanced = create_key(
-        &app,
-        &admin,
-        json!({"name": "adv", "security_level": "advanced", "scopes": ["read"]}),
-    )
-    .await;
+    let advanced = app
+        .create_key(
+            &admin,
+            json!({"name": "adv", "security_level": "advanced", "scopes": ["read"]}),
+        )
+        .await;
     let advanced_id = str_of(&advanced, "id");
     let body = "grant_type=client_credentials";
     let response = post_signed(&app, "/oauth/token", advanced_id, &app.bootstrap_key, body).await;
@@ -390,13 +361,10 @@ async fn refused_known_keys_are_denials_in_their_tenant_audit(backend: Backend) 
 
 async fn a_rotated_out_secret_cannot_revoke_its_key(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(
-        &app,
-        &admin,
-        json!({"name": "rotating", "scopes": ["read"]}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(&admin, json!({"name": "rotating", "scopes": ["read"]}))
+        .await;
     let id = str_of(&key, "id");
     let old = str_of(&key, "key");
     let new = rotate(&app, &admin, id, 600).await;
@@ -415,8 +383,8 @@ async fn a_rotated_out_secret_cannot_revoke_its_key(backend: Backend) {
     .await;
     assert_eq!(response.status(), 200);
     assert_eq!(key_status(&app, &admin, id).await, "active");
-    assert_eq!(exchange(&app, Form::XApiKey, &new, &[]).await.status(), 200);
-    assert_eq!(exchange(&app, Form::XApiKey, old, &[]).await.status(), 200);
+    assert_eq!(app.exchange(Form::XApiKey, &new, &[]).await.status(), 200);
+    assert_eq!(app.exchange(Form::XApiKey, old, &[]).await.status(), 200);
 
     // The current secret does revoke it, and with it the previous one.
     let response = post_form(
@@ -429,14 +397,11 @@ async fn a_rotated_out_secret_cannot_revoke_its_key(backend: Backend) {
     assert_eq!(response.status(), 200);
     assert_eq!(key_status(&app, &admin, id).await, "revoked");
     for secret in [old, new.as_str()] {
-        assert_eq!(
-            exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-            401
-        );
+        assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 401);
     }
 
     // The bare current secret revokes its key too.
-    let other = create_key(&app, &admin, json!({"name": "other"})).await;
+    let other = app.create_key(&admin, json!({"name": "other"})).await;
     let other_id = str_of(&other, "id");
     let other_new = rotate(&app, &admin, other_id, 600).await;
     let response = post_form(&app, "/oauth/revoke", None, &[("token", &other_new)]).await;
@@ -446,16 +411,16 @@ async fn a_rotated_out_secret_cannot_revoke_its_key(backend: Backend) {
 
 async fn clients_revoke_their_own_tokens_with_signatures_and_grace_secrets(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let inspector = inspector(&app, &admin).await;
 
     // An advanced key: its token, then its signed revocation.
-    let advanced = create_key(
-        &app,
-        &admin,
-        json!({"name": "adv", "security_level": "advanced", "scopes": ["read"]}),
-    )
-    .await;
+    let advanced = app
+        .create_key(
+            &admin,
+            json!({"name": "adv", "security_level": "advanced", "scopes": ["read"]}),
+        )
+        .await;
     let id = str_of(&advanced, "id");
     let secret = str_of(&advanced, "key");
     let response = post_signed(
@@ -480,13 +445,15 @@ async fn clients_revoke_their_own_tokens_with_signatures_and_grace_secrets(backe
 
     // A standard key in its rotation grace: the old secret revokes the
     // key's tokens by jti (not the key).
-    let key = create_key(&app, &admin, json!({"name": "std", "scopes": ["read"]})).await;
+    let key = app
+        .create_key(&admin, json!({"name": "std", "scopes": ["read"]}))
+        .await;
     let id = str_of(&key, "id");
     let old = str_of(&key, "key");
-    let before = access_token(&app, old).await;
+    let before = app.access_token(old, &[]).await;
     let new = rotate(&app, &admin, id, 600).await;
-    let during = access_token(&app, old).await;
-    let fresh = access_token(&app, &new).await;
+    let during = app.access_token(old, &[]).await;
+    let fresh = app.access_token(&new, &[]).await;
     for token in [&before, &during, &fresh] {
         let response = post_form(
             &app,
@@ -499,24 +466,25 @@ async fn clients_revoke_their_own_tokens_with_signatures_and_grace_secrets(backe
         assert!(!is_active(&app, &inspector, token).await);
     }
     assert_eq!(key_status(&app, &admin, id).await, "active");
-    let events: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/audit-events?action=token.revoked&key_id={id}"),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let events: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit-events?action=token.revoked&key_id={id}"),
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 3, "{events}");
 }
 
 async fn reserved_audiences_cannot_be_registered_in_settings(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let before: Value = call(&app, "GET", "/api/v1/settings", &admin, None)
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let before: Value = app
+        .call("GET", "/api/v1/settings", &admin, None)
         .await
         .json()
         .await
@@ -538,7 +506,7 @@ async fn reserved_audiences_cannot_be_registered_in_settings(backend: Backend) {
             "default_audience",
         ),
     ] {
-        let response = patch_settings(&app, &admin, body.clone()).await;
+        let response = app.patch_settings(&admin, body.clone()).await;
         assert_eq!(response.status(), 422, "{body}");
         let problem: Value = response.json().await.unwrap();
         let fields: Vec<&str> = problem["errors"]
@@ -549,7 +517,8 @@ async fn reserved_audiences_cannot_be_registered_in_settings(backend: Backend) {
             .collect();
         assert_eq!(fields, [field], "{body}: {problem}");
     }
-    let after: Value = call(&app, "GET", "/api/v1/settings", &admin, None)
+    let after: Value = app
+        .call("GET", "/api/v1/settings", &admin, None)
         .await
         .json()
         .await
@@ -557,18 +526,18 @@ async fn reserved_audiences_cannot_be_registered_in_settings(backend: Backend) {
     assert_eq!(before, after, "nothing changed");
 
     // The tenant's own urn:keymint: name is its to hold.
-    let response = patch_settings(
-        &app,
-        &admin,
-        json!({"audiences": ["urn:keymint:tenant:default", "https://ok.example"]}),
-    )
-    .await;
+    let response = app
+        .patch_settings(
+            &admin,
+            json!({"audiences": ["urn:keymint:tenant:default", "https://ok.example"]}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
 async fn audiences_in_use_are_decided_exactly(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let quote = r#"urn:example:say"hi"#;
     let backslash = r"urn:example:back\slash";
     let wildcard = "urn:example:a_c";
@@ -581,11 +550,11 @@ async fn audiences_in_use_are_decided_exactly(backend: Backend) {
         lower,
         "urn:example:CASE",
     ];
-    let response = patch_settings(&app, &admin, json!({ "audiences": all })).await;
+    let response = app
+        .patch_settings(&admin, json!({ "audiences": all }))
+        .await;
     assert_eq!(response.status(), 200);
-    create_key(
-        &app,
-        &admin,
+    app.create_key(&admin,
         json!({"name": "holder", "audiences": [quote, backslash, "urn:example:abc", "urn:example:CASE"]}),
     )
     .await;
@@ -595,12 +564,12 @@ async fn audiences_in_use_are_decided_exactly(backend: Backend) {
 
     // Held (their JSON text is escaped): cannot be removed.
     for held in [quote, backslash] {
-        let response = patch_settings(&app, &admin, without(held)).await;
+        let response = app.patch_settings(&admin, without(held)).await;
         assert_eq!(response.status(), 422, "{held}");
     }
     // Not held, though a pattern or a case-blind match would say so.
     for free in [wildcard, lower] {
-        let response = patch_settings(&app, &admin, without(free)).await;
+        let response = app.patch_settings(&admin, without(free)).await;
         assert_eq!(response.status(), 200, "{free}");
         let view: Value = response.json().await.unwrap();
         assert!(
@@ -612,21 +581,20 @@ async fn audiences_in_use_are_decided_exactly(backend: Backend) {
 
 async fn issuing_rechecks_that_the_audience_is_registered(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let audience = "https://billing.example";
-    let response = patch_settings(&app, &admin, json!({ "audiences": [audience] })).await;
+    let response = app
+        .patch_settings(&admin, json!({ "audiences": [audience] }))
+        .await;
     assert_eq!(response.status(), 200);
-    let key = create_key(
-        &app,
-        &admin,
-        json!({"name": "billing", "scopes": ["read"], "audiences": [audience]}),
-    )
-    .await;
+    let key = app
+        .create_key(
+            &admin,
+            json!({"name": "billing", "scopes": ["read"], "audiences": [audience]}),
+        )
+        .await;
     let secret = str_of(&key, "key");
-    assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-        200
-    );
+    assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 200);
 
     // The API refuses to unregister an audience in use; the row goes anyway
     // (an operator, a restore, another replica's race).
@@ -636,13 +604,13 @@ async fn issuing_rechecks_that_the_audience_is_registered(backend: Backend) {
     assert_eq!(deleted, 1);
 
     for params in [vec![], vec![("audience", audience)]] {
-        let response = exchange(&app, Form::XApiKey, secret, &params).await;
+        let response = app.exchange(Form::XApiKey, secret, &params).await;
         assert_eq!(response.status(), 400, "{params:?}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_target", "{params:?}");
     }
     // Admin-audience tokens need no registration.
-    admin_token(&app, &app.bootstrap_key).await;
+    app.admin_token(&app.bootstrap_key).await;
 }
 
 async fn revoked_token_ids_outlive_exp_by_the_verification_leeway(backend: Backend) {
@@ -685,7 +653,7 @@ async fn revoked_token_ids_outlive_exp_by_the_verification_leeway(backend: Backe
 
 async fn revoke_and_delete_clear_previous_secrets(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let previous = |id: &str| -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         api_keys::table
             .find(id)
@@ -702,12 +670,12 @@ async fn revoke_and_delete_clear_previous_secrets(backend: Backend) {
         ("standard", "delete"),
         ("advanced", "delete"),
     ] {
-        let key = create_key(
-            &app,
-            &admin,
-            json!({"name": format!("{level}-{ending}"), "security_level": level}),
-        )
-        .await;
+        let key = app
+            .create_key(
+                &admin,
+                json!({"name": format!("{level}-{ending}"), "security_level": level}),
+            )
+            .await;
         let id = str_of(&key, "id");
         rotate(&app, &admin, id, 3600).await;
         let (hash, enc) = previous(id);
@@ -718,16 +686,13 @@ async fn revoke_and_delete_clear_previous_secrets(backend: Backend) {
 
         let response = match ending {
             "revoke" => {
-                call(
-                    &app,
-                    "POST",
-                    &format!("/api/v1/keys/{id}/revoke"),
-                    &admin,
-                    None,
-                )
-                .await
+                app.call("POST", &format!("/api/v1/keys/{id}/revoke"), &admin, None)
+                    .await
             }
-            _ => call(&app, "DELETE", &format!("/api/v1/keys/{id}"), &admin, None).await,
+            _ => {
+                app.call("DELETE", &format!("/api/v1/keys/{id}"), &admin, None)
+                    .await
+            }
         };
         assert!(response.status().is_success(), "{level} {ending}");
 

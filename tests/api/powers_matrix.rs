@@ -22,18 +22,10 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::client::Answer;
+use crate::client::reserved::{AUDIT, INTROSPECT, READ, SELF, SETTINGS, SIGNING, TENANTS, WRITE};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 backend_tests!(admin_powers_match_the_written_table);
-
-const READ: &str = "admin:keys:read";
-const WRITE: &str = "admin:keys:write";
-const SELF: &str = "keys:self";
-const SETTINGS: &str = "admin:settings";
-const TENANTS: &str = "admin:tenants";
-const AUDIT: &str = "admin:audit";
-const SIGNING: &str = "admin:signing-keys";
-const INTROSPECT: &str = "tokens:introspect";
 
 /// The second tenant, whose keys the bootstrap admin makes through X-Tenant.
 const OTHER_TENANT: &str = "acme";
@@ -296,7 +288,7 @@ impl Ctx<'_> {
         let name = format!("{label} c{}", caller.index);
         let by_root = |owner: &str, scopes: Vec<&'static str>, tenant: Option<&'static str>| {
             let body = json!({"name": name, "owner": owner, "scopes": scopes});
-            async move { Key::of(&app.new_key(&self.root, tenant, body).await, tenant) }
+            async move { Key::of(&app.create_key_in(&self.root, tenant, body).await, tenant) }
         };
         match kind {
             Target::Own => {
@@ -318,7 +310,7 @@ impl Ctx<'_> {
             ),
             Target::Child => {
                 let body = json!({"name": name, "scopes": ["app:read"]});
-                let created = app.new_key(&caller.token, None, body).await;
+                let created = app.create_key_in(&caller.token, None, body).await;
                 (Key::of(&created, None), caller.token.clone())
             }
             Target::Tenant | Target::XTenant => (
@@ -430,9 +422,9 @@ async fn admin_powers_match_the_written_table(backend: Backend) {
                 };
                 let body = json!({"name": format!("caller {}", caller.name),
                     "owner": caller.owner, "scopes": caller.scopes()});
-                caller.key = Key::of(&ctx.app.new_key(&ctx.root, None, body).await, None);
+                caller.key = Key::of(&ctx.app.create_key_in(&ctx.root, None, body).await, None);
                 caller.token = ctx.app.admin_token(&caller.key.secret).await;
-                let claims = crate::token::claims_unverified(&caller.token);
+                let claims = crate::client::claims_unverified(&caller.token);
                 let held: BTreeSet<&str> = claims["scope"]
                     .as_str()
                     .unwrap_or_default()

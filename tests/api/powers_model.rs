@@ -45,18 +45,11 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::client::Answer;
+use crate::client::reserved::{AUDIT, INTROSPECT, READ, SELF, SETTINGS, SIGNING, TENANTS, WRITE};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 backend_tests!(random_admin_sequences_keep_the_invariants);
 
-const READ: &str = "admin:keys:read";
-const WRITE: &str = "admin:keys:write";
-const SELF: &str = "keys:self";
-const SETTINGS: &str = "admin:settings";
-const TENANTS: &str = "admin:tenants";
-const AUDIT: &str = "admin:audit";
-const SIGNING: &str = "admin:signing-keys";
-const INTROSPECT: &str = "tokens:introspect";
 const RESERVED: [&str; 8] = [
     READ, WRITE, SELF, SETTINGS, TENANTS, AUDIT, SIGNING, INTROSPECT,
 ];
@@ -413,7 +406,7 @@ fn json_list(text: Option<&str>) -> Vec<String> {
 }
 
 fn token_scopes(token: &str) -> BTreeSet<String> {
-    crate::token::claims_unverified(token)["scope"]
+    crate::client::claims_unverified(token)["scope"]
         .as_str()
         .unwrap_or_default()
         .split(' ')
@@ -503,7 +496,7 @@ impl<'a> World<'a> {
                 body["rate_limit_per_s"] = json!(50);
             }
             let tenant = (spec.tenant != SYSTEM).then_some(spec.tenant);
-            let created = app.new_key(&root, tenant, body).await;
+            let created = app.create_key_in(&root, tenant, body).await;
             let key = world.learn(created["id"].as_str().unwrap_or_default(), spec.tenant);
             world.principals.push(Principal {
                 name: spec.name,
@@ -929,7 +922,7 @@ impl<'a> World<'a> {
         }
         step.route = route.to_owned();
         step.actor = name.to_owned();
-        step.sub = crate::token::claims_unverified(&token)["sub"]
+        step.sub = crate::client::claims_unverified(&token)["sub"]
             .as_str()
             .unwrap_or_default()
             .to_owned();

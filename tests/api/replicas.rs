@@ -255,8 +255,7 @@ async fn signed_exchange(client: &reqwest::Client, base: &str, id: &str, secret:
 }
 
 async fn create_advanced(app: &TestApp, admin: &str, name: &str) -> reqwest::Response {
-    crate::keys::call(
-        app,
+    app.call(
         "POST",
         "/api/v1/keys",
         admin,
@@ -281,7 +280,7 @@ fn replace_key_file(path: &Path, from: &Path) {
 /// new key works.
 async fn a_running_server_never_encrypts_under_a_rotated_master_key(backend: Backend) {
     let app = spawn_app_with(backend, "[signing]\nreload_s = 1\n").await;
-    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let before: Value = create_advanced(&app, &admin, "before")
         .await
         .json()
@@ -315,7 +314,8 @@ async fn a_running_server_never_encrypts_under_a_rotated_master_key(backend: Bac
         body["detail"].as_str().unwrap().contains("master key"),
         "{body}"
     );
-    let signing: Value = crate::keys::call(&app, "GET", "/api/v1/signing-keys", &admin, None)
+    let signing: Value = app
+        .call("GET", "/api/v1/signing-keys", &admin, None)
         .await
         .json()
         .await
@@ -329,14 +329,14 @@ async fn a_running_server_never_encrypts_under_a_rotated_master_key(backend: Bac
         .as_str()
         .unwrap()
         .to_owned();
-    let response = crate::keys::call(
-        &app,
-        "POST",
-        &format!("/api/v1/signing-keys/{active}/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/signing-keys/{active}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(
         response.status(),
         503,
@@ -399,14 +399,14 @@ async fn a_running_server_never_encrypts_under_a_rotated_master_key(backend: Bac
     ] {
         assert_eq!(signed_exchange(&app.client, &base, id, secret).await, 200);
     }
-    let response = crate::keys::call(
-        &app,
-        "POST",
-        &format!("/api/v1/signing-keys/{active}/revoke"),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/signing-keys/{active}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 200);
 
     // A restart with the new key works; with the old one it is refused.
@@ -493,7 +493,7 @@ async fn rotate_and_kill(
 /// finishes moves everything to the new key.
 async fn a_master_key_rotation_killed_anywhere_leaves_one_key_in_force(backend: Backend) {
     let app = spawn_app_with(backend, "").await;
-    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let mut advanced = Vec::new();
     for name in ["one", "two", "three"] {
         let body: Value = create_advanced(&app, &admin, name)
@@ -601,7 +601,7 @@ async fn run_cli_owned(args: Vec<String>, env: Vec<(String, String)>) -> (i32, S
 /// the check row names (none sealed under the old key after the switch).
 async fn writes_racing_a_master_key_rotation_end_under_the_new_key(backend: Backend) {
     let app = spawn_app_with(backend, "[signing]\nreload_s = 1\n").await;
-    let admin = crate::keys::admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let signer: Value = create_advanced(&app, &admin, "signer")
         .await
         .json()
@@ -644,8 +644,7 @@ async fn writes_racing_a_master_key_rotation_end_under_the_new_key(backend: Back
         let (mut creates, mut signed) = (Vec::new(), Vec::new());
         let mut round = 0;
         while !rotation.is_finished() {
-            let create = crate::keys::call(
-                &app,
+            let create = app.call(
                 "POST",
                 "/api/v1/keys",
                 &admin,

@@ -3,9 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::backend_tests;
+use crate::client::Form;
 use crate::helpers::{Backend, run_cli_on, spawn_app};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange};
 
 backend_tests!(
     the_switch_blocks_and_restores_exchanges,
@@ -15,39 +14,26 @@ backend_tests!(
     bad_settings_are_named_and_change_nothing,
 );
 
-async fn patch(app: &crate::helpers::TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .patch(app.url("/api/v1/settings"))
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Content-Type", "application/merge-patch+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn the_switch_blocks_and_restores_exchanges(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(&app, &admin, json!({"name": "svc", "scopes": ["a"]})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(&admin, json!({"name": "svc", "scopes": ["a"]}))
+        .await;
     let secret = key["key"].as_str().unwrap();
 
     // Turning the switch off would lock the caller out: 422 without force.
-    let response = patch(&app, &admin, json!({"api_keys_enabled": false})).await;
+    let response = app
+        .patch_settings(&admin, json!({"api_keys_enabled": false}))
+        .await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("force"));
-    assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-        200
-    );
+    assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 200);
 
-    let response = patch(
-        &app,
-        &admin,
-        json!({"api_keys_enabled": false, "force": true}),
-    )
-    .await;
+    let response = app
+        .patch_settings(&admin, json!({"api_keys_enabled": false, "force": true}))
+        .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["api_keys_enabled"], false);
@@ -55,14 +41,14 @@ async fn the_switch_blocks_and_restores_exchanges(backend: Backend) {
         (Form::XApiKey, 400, "unauthorized_client"),
         (Form::Exchange, 400, "invalid_request"),
     ] {
-        let response = exchange(&app, form, secret, &[]).await;
+        let response = app.exchange(form, secret, &[]).await;
         assert_eq!(response.status(), status);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], error, "{form:?}");
     }
     // The admin API refuses the tenant's principals too.
     assert_eq!(
-        call(&app, "GET", "/api/v1/settings", &admin, None)
+        app.call("GET", "/api/v1/settings", &admin, None)
             .await
             .status(),
         401
@@ -81,11 +67,9 @@ async fn the_switch_blocks_and_restores_exchanges(backend: Backend) {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-        200
-    );
-    let settings: Value = call(&app, "GET", "/api/v1/settings", &admin, None)
+    assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 200);
+    let settings: Value = app
+        .call("GET", "/api/v1/settings", &admin, None)
         .await
         .json()
         .await
@@ -97,35 +81,37 @@ async fn the_switch_blocks_and_restores_exchanges(backend: Backend) {
 
 async fn lifetimes_apply_to_new_keys_only(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let old = create_key(&app, &admin, json!({"name": "old", "never_expires": true})).await;
-    let response = patch(
-        &app,
-        &admin,
-        json!({"max_key_lifetime_s": 3600, "default_key_lifetime_s": 600}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let old = app
+        .create_key(&admin, json!({"name": "old", "never_expires": true}))
+        .await;
+    let response = app
+        .patch_settings(
+            &admin,
+            json!({"max_key_lifetime_s": 3600, "default_key_lifetime_s": 600}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &admin,
-        Some(json!({"name": "long", "expires_in_s": 7200})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &admin,
+            Some(json!({"name": "long", "expires_in_s": 7200})),
+        )
+        .await;
     assert_eq!(response.status(), 422);
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &admin,
-        Some(json!({"name": "forever", "never_expires": true})),
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/keys",
+            &admin,
+            Some(json!({"name": "forever", "never_expires": true})),
+        )
+        .await;
     assert_eq!(response.status(), 422);
-    let ok = create_key(&app, &admin, json!({"name": "default"})).await;
+    let ok = app.create_key(&admin, json!({"name": "default"})).await;
     let expires = chrono::DateTime::parse_from_rfc3339(ok["expires_at"].as_str().unwrap()).unwrap();
     let lifetime = expires.timestamp() - chrono::Utc::now().timestamp();
     assert!(
@@ -134,20 +120,20 @@ async fn lifetimes_apply_to_new_keys_only(backend: Backend) {
     );
 
     // The older key keeps its (lack of) expiry and still works.
-    let view: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{}", old["id"].as_str().unwrap()),
-        &admin,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let view: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys/{}", old["id"].as_str().unwrap()),
+            &admin,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["expires_at"], Value::Null);
     assert_eq!(
-        exchange(&app, Form::XApiKey, old["key"].as_str().unwrap(), &[])
+        app.exchange(Form::XApiKey, old["key"].as_str().unwrap(), &[])
             .await
             .status(),
         200
@@ -156,9 +142,9 @@ async fn lifetimes_apply_to_new_keys_only(backend: Backend) {
 
 async fn keys_per_owner_hold_under_concurrent_creation(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     assert_eq!(
-        patch(&app, &admin, json!({"max_keys_per_owner": 5}))
+        app.patch_settings(&admin, json!({"max_keys_per_owner": 5}))
             .await
             .status(),
         200
@@ -167,8 +153,7 @@ async fn keys_per_owner_hold_under_concurrent_creation(backend: Backend) {
         let app = &app;
         let admin = admin.clone();
         async move {
-            call(
-                app,
+            app.call(
                 "POST",
                 "/api/v1/keys",
                 &admin,
@@ -190,7 +175,8 @@ async fn keys_per_owner_hold_under_concurrent_creation(backend: Backend) {
         15,
         "{statuses:?}"
     );
-    let page: Value = call(&app, "GET", "/api/v1/keys?owner=olga", &admin, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?owner=olga", &admin, None)
         .await
         .json()
         .await
@@ -200,12 +186,13 @@ async fn keys_per_owner_hold_under_concurrent_creation(backend: Backend) {
 
 async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(&app, &admin, json!({"name": "svc", "scopes": ["a"]})).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(&admin, json!({"name": "svc", "scopes": ["a"]}))
+        .await;
     let secret = key["key"].as_str().unwrap();
     assert_eq!(
-        patch(
-            &app,
+        app.patch_settings(
             &admin,
             json!({"default_token_ttl_s": 120, "max_token_ttl_s": 300})
         )
@@ -213,18 +200,21 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
         .status(),
         200
     );
-    let body: Value = exchange(&app, Form::XApiKey, secret, &[])
+    let body: Value = app
+        .exchange(Form::XApiKey, secret, &[])
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(body["expires_in"], 120);
-    let response = exchange(&app, Form::XApiKey, secret, &[("expires_in", "301")]).await;
+    let response = app
+        .exchange(Form::XApiKey, secret, &[("expires_in", "301")])
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(body["error_description"].as_str().unwrap().contains("300"));
     assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[("expires_in", "300")])
+        app.exchange(Form::XApiKey, secret, &[("expires_in", "300")])
             .await
             .status(),
         200
@@ -232,11 +222,12 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
 
     // Addresses: a range that excludes 127.0.0.1 refuses the tenant's
     // exchanges (the caller must force it: it excludes the caller too).
-    let response = patch(&app, &admin, json!({"allowed_ip_ranges": ["10.0.0.0/8"]})).await;
+    let response = app
+        .patch_settings(&admin, json!({"allowed_ip_ranges": ["10.0.0.0/8"]}))
+        .await;
     assert_eq!(response.status(), 422);
     assert_eq!(
-        patch(
-            &app,
+        app.patch_settings(
             &admin,
             json!({"allowed_ip_ranges": ["10.0.0.0/8"], "force": true})
         )
@@ -244,7 +235,7 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
         .status(),
         200
     );
-    let response = exchange(&app, Form::XApiKey, secret, &[]).await;
+    let response = app.exchange(Form::XApiKey, secret, &[]).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized_client");
@@ -254,49 +245,43 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-        200
-    );
+    assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 200);
 
     // The tenant's default rate applies to keys without their own.
     assert_eq!(
-        patch(&app, &admin, json!({"default_rate_limit_per_s": 1}))
+        app.patch_settings(&admin, json!({"default_rate_limit_per_s": 1}))
             .await
             .status(),
         200
     );
-    let fresh = create_key(&app, &admin, json!({"name": "limited"})).await;
+    let fresh = app.create_key(&admin, json!({"name": "limited"})).await;
     let fresh_secret = fresh["key"].as_str().unwrap();
     assert_eq!(
-        exchange(&app, Form::XApiKey, fresh_secret, &[])
+        app.exchange(Form::XApiKey, fresh_secret, &[])
             .await
             .status(),
         200
     );
     assert_eq!(
-        exchange(&app, Form::XApiKey, fresh_secret, &[])
+        app.exchange(Form::XApiKey, fresh_secret, &[])
             .await
             .status(),
         429
     );
 
     // require_ip_allowlist: keys without a list stop exchanging and cannot be made.
-    let listed = create_key(
-        &app,
-        &admin,
-        json!({"name": "listed", "ip_allowlist": ["127.0.0.1/32"]}),
-    )
-    .await;
+    let listed = app
+        .create_key(
+            &admin,
+            json!({"name": "listed", "ip_allowlist": ["127.0.0.1/32"]}),
+        )
+        .await;
     let (code, _, stderr) =
         run_cli_on(&app.db, &["settings", "set", "require_ip_allowlist=true"]).await;
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(app.exchange(Form::XApiKey, secret, &[]).await.status(), 400);
     assert_eq!(
-        exchange(&app, Form::XApiKey, secret, &[]).await.status(),
-        400
-    );
-    assert_eq!(
-        exchange(&app, Form::XApiKey, listed["key"].as_str().unwrap(), &[])
+        app.exchange(Form::XApiKey, listed["key"].as_str().unwrap(), &[])
             .await
             .status(),
         200
@@ -305,8 +290,9 @@ async fn token_ttl_bounds_and_ip_rules_apply(backend: Backend) {
 
 async fn bad_settings_are_named_and_change_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let before: Value = call(&app, "GET", "/api/v1/settings", &admin, None)
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let before: Value = app
+        .call("GET", "/api/v1/settings", &admin, None)
         .await
         .json()
         .await
@@ -332,7 +318,7 @@ async fn bad_settings_are_named_and_change_nothing(backend: Backend) {
         ),
         (json!({"max_keys_per_owner": 10, "bogus": 1}), "bogus"),
     ] {
-        let response = patch(&app, &admin, body.clone()).await;
+        let response = app.patch_settings(&admin, body.clone()).await;
         assert_eq!(response.status(), 400, "{body}");
         let problem: Value = response.json().await.unwrap();
         let fields: Vec<&str> = problem["errors"]
@@ -343,7 +329,8 @@ async fn bad_settings_are_named_and_change_nothing(backend: Backend) {
             .collect();
         assert!(fields.contains(&field), "{body} → {problem}");
     }
-    let after: Value = call(&app, "GET", "/api/v1/settings", &admin, None)
+    let after: Value = app
+        .call("GET", "/api/v1/settings", &admin, None)
         .await
         .json()
         .await
@@ -351,36 +338,33 @@ async fn bad_settings_are_named_and_change_nothing(backend: Backend) {
     assert_eq!(before, after, "never half-updated");
 
     // Audiences: registered ones become usable; the default stays registered.
-    let response = patch(
-        &app,
-        &admin,
-        json!({"audiences": ["https://billing.example"]}),
-    )
-    .await;
+    let response = app
+        .patch_settings(&admin, json!({"audiences": ["https://billing.example"]}))
+        .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     assert_eq!(
         view["audiences"],
         json!(["https://billing.example", "urn:keymint:tenant:default"])
     );
-    let key = create_key(
-        &app,
-        &admin,
-        json!({"name": "b", "scopes": ["x"], "audiences": ["https://billing.example"]}),
-    )
-    .await;
-    let body: Value = exchange(&app, Form::XApiKey, key["key"].as_str().unwrap(), &[])
+    let key = app
+        .create_key(
+            &admin,
+            json!({"name": "b", "scopes": ["x"], "audiences": ["https://billing.example"]}),
+        )
+        .await;
+    let body: Value = app
+        .exchange(Form::XApiKey, key["key"].as_str().unwrap(), &[])
         .await
         .json()
         .await
         .unwrap();
-    crate::token::verify(
-        &app,
+    app.verify(
         body["access_token"].as_str().unwrap(),
         "https://billing.example",
     )
     .await;
     // In use: cannot be removed.
-    let response = patch(&app, &admin, json!({"audiences": []})).await;
+    let response = app.patch_settings(&admin, json!({"audiences": []})).await;
     assert_eq!(response.status(), 422);
 }

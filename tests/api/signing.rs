@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::backend_tests;
+use crate::client::{Form, admin_token_at};
 use crate::helpers::{
     Backend, ServerProcess, TestApp, TestDatabase, postgres_admin_url, spawn_app_with,
 };
-use crate::keys::{admin_token, call};
-use crate::token::{Form, exchange};
 
 backend_tests!(
     revoking_the_promoted_key_never_stops_issuance,
@@ -31,17 +30,17 @@ const FAST: &str = "[signing]\njwks_max_age_s = 1\nprepublish_s = 2\nreload_s = 
 /// The `kid` of a fresh token for `secret`, after checking it verifies
 /// against the JWKS the server publishes now.
 async fn signing_kid(app: &TestApp, secret: &str) -> String {
-    let response = exchange(app, Form::XApiKey, secret, &[]).await;
+    let response = app.exchange(Form::XApiKey, secret, &[]).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "the exchange works: {body}");
     let token = body["access_token"].as_str().unwrap();
-    crate::token::verify(app, token, TENANT_AUDIENCE).await;
+    app.verify(token, TENANT_AUDIENCE).await;
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
 async fn signing_keys(app: &TestApp, admin: &str) -> Vec<Value> {
-    let response = call(app, "GET", "/api/v1/signing-keys", admin, None).await;
+    let response = app.call("GET", "/api/v1/signing-keys", admin, None).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["items"].as_array().unwrap().clone()
@@ -65,7 +64,9 @@ async fn ready(app: &TestApp) -> (u16, Value) {
 }
 
 async fn rotate(app: &TestApp, admin: &str) -> Value {
-    let response = call(app, "POST", "/api/v1/signing-keys/rotate", admin, None).await;
+    let response = app
+        .call("POST", "/api/v1/signing-keys/rotate", admin, None)
+        .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -74,7 +75,7 @@ async fn rotate(app: &TestApp, admin: &str) -> Value {
 
 async fn revoke(app: &TestApp, admin: &str, kid: &str) -> Value {
     let path = format!("/api/v1/signing-keys/{kid}/revoke");
-    let response = call(app, "POST", &path, admin, None).await;
+    let response = app.call("POST", &path, admin, None).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -98,8 +99,8 @@ async fn sleep_until(at: DateTime<Utc>) {
 /// readiness stay right throughout, with exactly one active key.
 async fn revoking_the_promoted_key_never_stops_issuance(backend: Backend) {
     let app = spawn_app_with(backend, FAST).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let (_, secret) = crate::token::cli_key(&app, &["--name", "svc", "--scopes", "read"]).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let (_, secret) = app.cli_key(&["--name", "svc", "--scopes", "read"]).await;
     let first = signing_kid(&app, &secret).await;
 
     // Before activation.
@@ -199,7 +200,7 @@ fn thaw(app: &TestApp) {
 /// takes writes again, a key is made within one reload and issuance resumes.
 async fn when_nothing_can_sign_readiness_fails_until_a_key_is_made(backend: Backend) {
     let app = spawn_app_with(backend, "[signing]\nreload_s = 1\n").await;
-    let (_, secret) = crate::token::cli_key(&app, &["--name", "svc", "--scopes", "read"]).await;
+    let (_, secret) = app.cli_key(&["--name", "svc", "--scopes", "read"]).await;
     let before = signing_kid(&app, &secret).await;
     assert_eq!(ready(&app).await.0, 200);
 
@@ -214,7 +215,7 @@ async fn when_nothing_can_sign_readiness_fails_until_a_key_is_made(backend: Back
     };
     assert_eq!(status, 503, "not ready while no key can sign: {body}");
     assert_eq!(body["reason"], "no signing key can sign", "{body}");
-    let response = exchange(&app, Form::XApiKey, &secret, &[]).await;
+    let response = app.exchange(Form::XApiKey, &secret, &[]).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
@@ -238,7 +239,7 @@ async fn when_nothing_can_sign_readiness_fails_until_a_key_is_made(backend: Back
 /// from either backend compare equal to what was written.
 async fn a_settled_schedule_is_left_alone(backend: Backend) {
     let app = spawn_app_with(backend, FAST).await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     let settings = app.db.settings(FAST);
     let master = app.db.master_key();
     let mut conn = app.db.connect();
@@ -260,10 +261,6 @@ async fn a_settled_schedule_is_left_alone(backend: Backend) {
 
 // ---- replicas -------------------------------------------------------------
 
-fn base(server: &ServerProcess) -> String {
-    format!("http://127.0.0.1:{}", server.port)
-}
-
 /// The `kid` a replica signs with now, for `secret`.
 async fn kid_at(http: &reqwest::Client, node: &str, secret: &str) -> String {
     let response = http
@@ -278,19 +275,6 @@ async fn kid_at(http: &reqwest::Client, node: &str, secret: &str) -> String {
         .unwrap()
         .kid
         .unwrap()
-}
-
-async fn admin_token_at(http: &reqwest::Client, node: &str, secret: &str, issuer: &str) -> String {
-    let response = http
-        .post(format!("{node}/api/v1/token"))
-        .header("X-API-Key", secret)
-        .json(&json!({"audience": format!("{issuer}/api")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "admin token");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn jwks_at(http: &reqwest::Client, node: &str) -> String {
@@ -325,7 +309,7 @@ async fn an_emergency_revocation_reaches_every_replica_within_reload_s() {
     first_env.push(("KEYMINT_BOOTSTRAP_KEY_FILE", &bootstrap_path));
     let a = ServerProcess::start(&db, &first_env).await;
     let b = ServerProcess::start(&db, &shared).await;
-    let (node_a, node_b) = (base(&a), base(&b));
+    let (node_a, node_b) = (a.base_url(), b.base_url());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use keymint::grants::signed::sign_request;
@@ -18,9 +16,8 @@ use reqwest::Response;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
+use crate::client::Form;
 use crate::helpers::{Backend, TestApp, spawn_app_with};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange};
 
 backend_tests!(
     admin_searches_never_starve_the_exchange,
@@ -83,20 +80,20 @@ async fn admin_searches_never_starve_the_exchange(backend: Backend) {
         Backend::Postgres => 100_000,
     };
     insert_filler_keys(&app, filler);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let reader = create_key(
-        &app,
-        &admin,
-        json!({"name": "reader", "scopes": ["admin:keys:read"]}),
-    )
-    .await;
-    let reader = admin_token(&app, secret(&reader)).await;
-    let client = create_key(
-        &app,
-        &admin,
-        json!({"name": "client", "scopes": ["a"], "rate_limit_per_s": 100_000}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let reader = app
+        .create_key(
+            &admin,
+            json!({"name": "reader", "scopes": ["admin:keys:read"]}),
+        )
+        .await;
+    let reader = app.admin_token(secret(&reader)).await;
+    let client = app
+        .create_key(
+            &admin,
+            json!({"name": "client", "scopes": ["a"], "rate_limit_per_s": 100_000}),
+        )
+        .await;
     let client = secret(&client).to_owned();
 
     // 16 read-only callers search without pause while a client exchanges.
@@ -110,7 +107,7 @@ async fn admin_searches_never_starve_the_exchange(backend: Backend) {
             let mut statuses = Vec::new();
             while running.load(Ordering::Relaxed) {
                 statuses.push(
-                    call(&app, "GET", &path, &reader, None)
+                    app.call("GET", &path, &reader, None)
                         .await
                         .status()
                         .as_u16(),
@@ -124,7 +121,7 @@ async fn admin_searches_never_starve_the_exchange(backend: Backend) {
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
         let started = Instant::now();
-        let status = exchange(&app, Form::XApiKey, &client, &[]).await.status();
+        let status = app.exchange(Form::XApiKey, &client, &[]).await.status();
         exchanges.push((status.as_u16(), started.elapsed()));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -160,17 +157,17 @@ async fn a_search_past_its_time_bound_answers_503(backend: Backend) {
         Backend::Postgres => 60_000,
     };
     insert_filler_keys(&app, filler);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
 
     let started = Instant::now();
-    let response = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys?q={}", near_miss()),
-        &admin,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys?q={}", near_miss()),
+            &admin,
+            None,
+        )
+        .await;
     let took = started.elapsed();
     assert_eq!(response.status(), 503);
     assert_eq!(
@@ -190,37 +187,41 @@ async fn a_search_past_its_time_bound_answers_503(backend: Backend) {
 
     // A list that finds its page quickly is untouched by the bound, and
     // the connection whose statement was cut short serves it.
-    let response = call(&app, "GET", "/api/v1/keys?limit=5", &admin, None).await;
+    let response = app.call("GET", "/api/v1/keys?limit=5", &admin, None).await;
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
-    let response = call(&app, "GET", "/api/v1/audit-events?limit=5", &admin, None).await;
+    let response = app
+        .call("GET", "/api/v1/audit-events?limit=5", &admin, None)
+        .await;
     assert_eq!(response.status(), 200);
 }
 
 async fn the_admin_api_is_rate_limited_per_calling_key(backend: Backend) {
     let app = spawn_app_with(backend, "[limits]\nadmin_per_s = 2\n").await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
     // The bootstrap key's burst of two makes the two callers.
-    let one = create_key(
-        &app,
-        &admin,
-        json!({"name": "one", "scopes": ["admin:keys:read"]}),
-    )
-    .await;
-    let two = create_key(
-        &app,
-        &admin,
-        json!({"name": "two", "scopes": ["admin:keys:read"]}),
-    )
-    .await;
-    let one_token = admin_token(&app, secret(&one)).await;
-    let one_again = admin_token(&app, secret(&one)).await;
-    let two_token = admin_token(&app, secret(&two)).await;
+    let one = app
+        .create_key(
+            &admin,
+            json!({"name": "one", "scopes": ["admin:keys:read"]}),
+        )
+        .await;
+    let two = app
+        .create_key(
+            &admin,
+            json!({"name": "two", "scopes": ["admin:keys:read"]}),
+        )
+        .await;
+    let one_token = app.admin_token(secret(&one)).await;
+    let one_again = app.admin_token(secret(&one)).await;
+    let two_token = app.admin_token(secret(&two)).await;
 
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let response = call(&app, "GET", "/api/v1/keys?limit=1", &one_token, None).await;
+        let response = app
+            .call("GET", "/api/v1/keys?limit=1", &one_token, None)
+            .await;
         statuses.push(response.status().as_u16());
         if response.status() == 429 {
             let retry: u64 = response.headers()["retry-after"]
@@ -242,21 +243,20 @@ async fn the_admin_api_is_rate_limited_per_calling_key(backend: Backend) {
     // The bucket is the key's, whichever of its tokens calls; other keys
     // have their own.
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys?limit=1", &one_again, None)
+        app.call("GET", "/api/v1/keys?limit=1", &one_again, None)
             .await
             .status(),
         429
     );
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys?limit=1", &two_token, None)
+        app.call("GET", "/api/v1/keys?limit=1", &two_token, None)
             .await
             .status(),
         200
     );
     // The exchange is not the admin API: its key bucket is another.
     assert_eq!(
-        exchange(
-            &app,
+        app.exchange(
             Form::XApiKey,
             secret(&one),
             &[("audience", &app.admin_audience)]
@@ -268,7 +268,7 @@ async fn the_admin_api_is_rate_limited_per_calling_key(backend: Backend) {
     // The rate refills.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        call(&app, "GET", "/api/v1/keys?limit=1", &one_token, None)
+        app.call("GET", "/api/v1/keys?limit=1", &one_token, None)
             .await
             .status(),
         200
@@ -277,14 +277,14 @@ async fn the_admin_api_is_rate_limited_per_calling_key(backend: Backend) {
 
 async fn signed_requests_over_the_rate_write_no_nonces(backend: Backend) {
     let app = Arc::new(spawn_app_with(backend, "").await);
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let key = create_key(
-        &app,
-        &admin,
-        json!({"name": "adv", "security_level": "advanced", "rate_limit_per_s": 2,
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let key = app
+        .create_key(
+            &admin,
+            json!({"name": "adv", "security_level": "advanced", "rate_limit_per_s": 2,
                "scopes": ["read", "tokens:introspect"]}),
-    )
-    .await;
+        )
+        .await;
     let id = key["id"].as_str().unwrap().to_owned();
     let secret = secret(&key).to_owned();
 
@@ -341,25 +341,25 @@ async fn signed_requests_over_the_rate_write_no_nonces(backend: Backend) {
 
 async fn introspection_and_revocation_spend_the_callers_bucket(backend: Backend) {
     let app = spawn_app_with(backend, "").await;
-    let admin = admin_token(&app, &app.bootstrap_key).await;
-    let inspector = create_key(
-        &app,
-        &admin,
-        json!({"name": "inspector", "scopes": ["tokens:introspect"], "rate_limit_per_s": 2}),
-    )
-    .await;
-    let revoker = create_key(
-        &app,
-        &admin,
-        json!({"name": "revoker", "scopes": ["a"], "rate_limit_per_s": 2}),
-    )
-    .await;
-    let holder = create_key(
-        &app,
-        &admin,
-        json!({"name": "holder", "scopes": ["a"], "rate_limit_per_s": 1}),
-    )
-    .await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let inspector = app
+        .create_key(
+            &admin,
+            json!({"name": "inspector", "scopes": ["tokens:introspect"], "rate_limit_per_s": 2}),
+        )
+        .await;
+    let revoker = app
+        .create_key(
+            &admin,
+            json!({"name": "revoker", "scopes": ["a"], "rate_limit_per_s": 2}),
+        )
+        .await;
+    let holder = app
+        .create_key(
+            &admin,
+            json!({"name": "holder", "scopes": ["a"], "rate_limit_per_s": 1}),
+        )
+        .await;
 
     let form_post = |path: &'static str, auth: Option<String>, token: String| {
         let app = &app;
@@ -396,7 +396,7 @@ async fn introspection_and_revocation_spend_the_callers_bucket(backend: Backend)
     // told to retry, not that it is gone.
     let holder_secret = secret(&holder).to_owned();
     assert_eq!(
-        exchange(&app, Form::XApiKey, &holder_secret, &[])
+        app.exchange(Form::XApiKey, &holder_secret, &[])
             .await
             .status(),
         200
@@ -405,7 +405,7 @@ async fn introspection_and_revocation_spend_the_callers_bucket(backend: Backend)
     assert_eq!(response.status(), 429);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        exchange(&app, Form::XApiKey, &holder_secret, &[])
+        app.exchange(Form::XApiKey, &holder_secret, &[])
             .await
             .status(),
         200,
@@ -415,7 +415,7 @@ async fn introspection_and_revocation_spend_the_callers_bucket(backend: Backend)
     let response = form_post("/oauth/revoke", None, holder_secret.clone()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        exchange(&app, Form::XApiKey, &holder_secret, &[])
+        app.exchange(Form::XApiKey, &holder_secret, &[])
             .await
             .status(),
         401,
@@ -428,11 +428,7 @@ fn secret(created: &Value) -> &str {
 }
 
 fn basic(created: &Value) -> String {
-    let id = created["id"].as_str().unwrap();
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{id}:{}", secret(created)))
-    )
+    crate::client::basic(created["id"].as_str().unwrap(), secret(created))
 }
 
 /// A correctly signed POST with a fresh nonce.
@@ -444,7 +440,7 @@ async fn signed(
     body: &'static str,
     content_type: Option<&str>,
 ) -> Response {
-    let nonce = uuid::Uuid::now_v7().simple().to_string();
+    let nonce = crate::client::nonce();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let headers = sign_request(
         secret,

@@ -4,9 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::keys::{admin_token, call, create_key};
-use crate::token::{Form, exchange, key_id_of};
+use crate::client::Form;
+use crate::helpers::{Backend, spawn_app};
 
 backend_tests!(
     tenants_see_only_their_own,
@@ -14,80 +13,65 @@ backend_tests!(
     every_change_has_exactly_one_event,
 );
 
-async fn with_tenant(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    tenant: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("Authorization", format!("Bearer {token}"))
-        .header("X-Tenant", tenant);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
 async fn tenants_see_only_their_own(backend: Backend) {
     let app = spawn_app(backend).await;
-    let root = admin_token(&app, &app.bootstrap_key).await;
-    let response = call(
-        &app,
-        "POST",
-        "/api/v1/tenants",
-        &root,
-        Some(json!({"slug": "acme", "name": "Acme"})),
-    )
-    .await;
+    let root = app.admin_token(&app.bootstrap_key).await;
+    let response = app
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            &root,
+            Some(json!({"slug": "acme", "name": "Acme"})),
+        )
+        .await;
     assert_eq!(response.status(), 201);
 
     // An admin key inside acme, made by the system admin through X-Tenant.
-    let response = with_tenant(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &root,
-        "acme",
-        Some(json!({
-            "name": "acme-admin",
-            "scopes": ["admin:keys:write", "admin:settings", "admin:audit", "orders:read"]
-        })),
-    )
-    .await;
+    let response = app
+        .call_in_tenant(
+            "POST",
+            "/api/v1/keys",
+            &root,
+            "acme",
+            Some(json!({
+                "name": "acme-admin",
+                "scopes": ["admin:keys:write", "admin:settings", "admin:audit", "orders:read"]
+            })),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let acme_admin_key: Value = response.json().await.unwrap();
     assert_eq!(acme_admin_key["tenant"], "acme");
-    let acme = admin_token(&app, acme_admin_key["key"].as_str().unwrap()).await;
-    let claims = crate::token::claims_unverified(&acme);
+    let acme = app
+        .admin_token(acme_admin_key["key"].as_str().unwrap())
+        .await;
+    let claims = crate::client::claims_unverified(&acme);
     assert_eq!(claims["tid"], "acme");
 
     // admin:tenants and admin:signing-keys exist only in the system tenant.
-    let response = with_tenant(
-        &app,
-        "POST",
-        "/api/v1/keys",
-        &root,
-        "acme",
-        Some(json!({"name": "x", "scopes": ["admin:tenants"]})),
-    )
-    .await;
+    let response = app
+        .call_in_tenant(
+            "POST",
+            "/api/v1/keys",
+            &root,
+            "acme",
+            Some(json!({"name": "x", "scopes": ["admin:tenants"]})),
+        )
+        .await;
     assert_eq!(response.status(), 422);
 
     // Same names in both tenants; each sees its own.
-    let ours = create_key(&app, &root, json!({"name": "shared-name", "scopes": ["s"]})).await;
-    let theirs = create_key(
-        &app,
-        &acme,
-        json!({"name": "shared-name", "scopes": ["orders:read"]}),
-    )
-    .await;
-    let list: Value = call(&app, "GET", "/api/v1/keys?q=shared-name", &acme, None)
+    let ours = app
+        .create_key(&root, json!({"name": "shared-name", "scopes": ["s"]}))
+        .await;
+    let theirs = app
+        .create_key(
+            &acme,
+            json!({"name": "shared-name", "scopes": ["orders:read"]}),
+        )
+        .await;
+    let list: Value = app
+        .call("GET", "/api/v1/keys?q=shared-name", &acme, None)
         .await
         .json()
         .await
@@ -99,34 +83,36 @@ async fn tenants_see_only_their_own(backend: Backend) {
         .map(|k| k["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [theirs["id"].as_str().unwrap()]);
-    let response = call(
-        &app,
-        "GET",
-        &format!("/api/v1/keys/{}", ours["id"].as_str().unwrap()),
-        &acme,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "GET",
+            &format!("/api/v1/keys/{}", ours["id"].as_str().unwrap()),
+            &acme,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 404);
-    let response = call(
-        &app,
-        "POST",
-        &format!("/api/v1/keys/{}/revoke", ours["id"].as_str().unwrap()),
-        &acme,
-        None,
-    )
-    .await;
+    let response = app
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{}/revoke", ours["id"].as_str().unwrap()),
+            &acme,
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 404);
 
     // Settings and events are per tenant.
-    let settings: Value = call(&app, "GET", "/api/v1/settings", &acme, None)
+    let settings: Value = app
+        .call("GET", "/api/v1/settings", &acme, None)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(settings["tenant"], "acme");
     assert_eq!(settings["default_audience"], "urn:keymint:tenant:acme");
-    let events: Value = call(&app, "GET", "/api/v1/audit-events?limit=200", &acme, None)
+    let events: Value = app
+        .call("GET", "/api/v1/audit-events?limit=200", &acme, None)
         .await
         .json()
         .await
@@ -137,37 +123,40 @@ async fn tenants_see_only_their_own(backend: Backend) {
     }
 
     // X-Tenant from a non-system caller is refused.
-    let response = with_tenant(&app, "GET", "/api/v1/keys", &acme, "default", None).await;
+    let response = app
+        .call_in_tenant("GET", "/api/v1/keys", &acme, "default", None)
+        .await;
     assert_eq!(response.status(), 400);
 
     // Tokens: an acme key addresses acme's audience, never another tenant's.
     let secret = theirs["key"].as_str().unwrap();
-    let body: Value = exchange(&app, Form::XApiKey, secret, &[])
+    let body: Value = app
+        .exchange(Form::XApiKey, secret, &[])
         .await
         .json()
         .await
         .unwrap();
-    let claims = crate::token::verify(
-        &app,
-        body["access_token"].as_str().unwrap(),
-        "urn:keymint:tenant:acme",
-    )
-    .await;
+    let claims = app
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "urn:keymint:tenant:acme",
+        )
+        .await;
     assert_eq!(claims["tid"], "acme");
-    let response = exchange(
-        &app,
-        Form::XApiKey,
-        secret,
-        &[("audience", "urn:keymint:tenant:default")],
-    )
-    .await;
+    let response = app
+        .exchange(
+            Form::XApiKey,
+            secret,
+            &[("audience", "urn:keymint:tenant:default")],
+        )
+        .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
 }
 
 async fn tenants_are_created_once_and_renamed(backend: Backend) {
     let app = spawn_app(backend).await;
-    let root = admin_token(&app, &app.bootstrap_key).await;
+    let root = app.admin_token(&app.bootstrap_key).await;
     for (body, status) in [
         (json!({"slug": "team-a", "name": "Team A"}), 201),
         (json!({"slug": "team-a", "name": "Again"}), 409),
@@ -176,23 +165,24 @@ async fn tenants_are_created_once_and_renamed(backend: Backend) {
         (json!({"name": "no slug"}), 400),
         (json!({"slug": "team-c", "name": "C", "extra": 1}), 400),
     ] {
-        let response = call(&app, "POST", "/api/v1/tenants", &root, Some(body.clone())).await;
+        let response = app
+            .call("POST", "/api/v1/tenants", &root, Some(body.clone()))
+            .await;
         assert_eq!(response.status(), status, "{body}");
     }
-    let response = call(
-        &app,
-        "PATCH",
-        "/api/v1/tenants/team-a",
-        &root,
-        Some(json!({"name": "Team Alpha"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "PATCH",
+            "/api/v1/tenants/team-a",
+            &root,
+            Some(json!({"name": "Team Alpha"})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["name"], "Team Alpha");
     assert_eq!(
-        call(
-            &app,
+        app.call(
             "PATCH",
             "/api/v1/tenants/nobody",
             &root,
@@ -202,44 +192,42 @@ async fn tenants_are_created_once_and_renamed(backend: Backend) {
         .status(),
         404
     );
-    let response = call(
-        &app,
-        "PATCH",
-        "/api/v1/tenants/team-a",
-        &root,
-        Some(json!({"slug": "renamed"})),
-    )
-    .await;
+    let response = app
+        .call(
+            "PATCH",
+            "/api/v1/tenants/team-a",
+            &root,
+            Some(json!({"slug": "renamed"})),
+        )
+        .await;
     assert_eq!(response.status(), 400, "slugs are immutable");
-    let list: Value = call(&app, "GET", "/api/v1/tenants?limit=1", &root, None)
+    let list: Value = app
+        .call("GET", "/api/v1/tenants?limit=1", &root, None)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(list["items"][0]["slug"], "default");
     let cursor = list["next_cursor"].as_str().unwrap();
-    let list: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/tenants?limit=1&cursor={cursor}"),
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let list: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/tenants?limit=1&cursor={cursor}"),
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"][0]["slug"], "team-a");
 
     // Without admin:tenants: 403 naming it.
-    let writer = create_key(
-        &app,
-        &root,
-        json!({"name": "w", "scopes": ["admin:keys:write"]}),
-    )
-    .await;
-    let writer = admin_token(&app, writer["key"].as_str().unwrap()).await;
-    let response = call(&app, "GET", "/api/v1/tenants", &writer, None).await;
+    let writer = app
+        .create_key(&root, json!({"name": "w", "scopes": ["admin:keys:write"]}))
+        .await;
+    let writer = app.admin_token(writer["key"].as_str().unwrap()).await;
+    let response = app.call("GET", "/api/v1/tenants", &writer, None).await;
     assert_eq!(response.status(), 403);
     assert!(
         response.headers()["www-authenticate"]
@@ -251,8 +239,8 @@ async fn tenants_are_created_once_and_renamed(backend: Backend) {
 
 async fn every_change_has_exactly_one_event(backend: Backend) {
     let app = spawn_app(backend).await;
-    let root = admin_token(&app, &app.bootstrap_key).await;
-    let root_id = key_id_of(&app, &app.bootstrap_key).await;
+    let root = app.admin_token(&app.bootstrap_key).await;
+    let root_id = app.key_id_of(&app.bootstrap_key).await;
     let with_id = |method: &str, path: &str, id: &str, body: Option<Value>| {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = app
@@ -285,7 +273,7 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
     )
     .await
     .unwrap();
-    let second = create_key(&app, &root, json!({"name": "second"})).await;
+    let second = app.create_key(&root, json!({"name": "second"})).await;
     let second_id = second["id"].as_str().unwrap().to_owned();
     with_id(
         "POST",
@@ -306,7 +294,8 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(patch.status(), 200);
-    create_key(&app, &root, json!({"name": "first-of-jo", "owner": "jo"})).await;
+    app.create_key(&root, json!({"name": "first-of-jo", "owner": "jo"}))
+        .await;
     let refused = with_id(
         "POST",
         "/api/v1/keys",
@@ -317,7 +306,8 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
     .unwrap();
     assert_eq!(refused.status(), 422);
 
-    let events: Value = call(&app, "GET", "/api/v1/audit-events?limit=200", &root, None)
+    let events: Value = app
+        .call("GET", "/api/v1/audit-events?limit=200", &root, None)
         .await
         .json()
         .await
@@ -357,7 +347,8 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
             .count(),
         1
     );
-    let page: Value = call(&app, "GET", "/api/v1/keys?owner=jo", &root, None)
+    let page: Value = app
+        .call("GET", "/api/v1/keys?owner=jo", &root, None)
         .await
         .json()
         .await
@@ -370,43 +361,43 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
     assert_eq!(ids, sorted);
 
     // Filters and pages.
-    let only: Value = call(
-        &app,
-        "GET",
-        "/api/v1/audit-events?action=key.created&limit=1",
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let only: Value = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=key.created&limit=1",
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(only["items"].as_array().unwrap().len(), 1);
     let cursor = only["next_cursor"].as_str().unwrap();
-    let next: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/audit-events?action=key.created&limit=1&cursor={cursor}"),
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let next: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit-events?action=key.created&limit=1&cursor={cursor}"),
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(next["items"][0]["action"], "key.created");
     assert_ne!(next["items"][0]["id"], only["items"][0]["id"]);
-    let by_key: Value = call(
-        &app,
-        "GET",
-        &format!("/api/v1/audit-events?key_id={id}"),
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let by_key: Value = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit-events?key_id={id}"),
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let actions: Vec<&str> = by_key["items"]
         .as_array()
         .unwrap()
@@ -414,17 +405,17 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["key.revoked", "key.updated", "key.created"]);
-    let future: Value = call(
-        &app,
-        "GET",
-        "/api/v1/audit-events?since=2999-01-01T00:00:00Z",
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let future: Value = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?since=2999-01-01T00:00:00Z",
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(future["items"].as_array().unwrap().is_empty());
     for bad in [
         "action=key.exploded",
@@ -432,43 +423,38 @@ async fn every_change_has_exactly_one_event(backend: Backend) {
         "limit=0",
         "cursor=abc.def",
     ] {
-        let response = call(
-            &app,
-            "GET",
-            &format!("/api/v1/audit-events?{bad}"),
-            &root,
-            None,
-        )
-        .await;
+        let response = app
+            .call("GET", &format!("/api/v1/audit-events?{bad}"), &root, None)
+            .await;
         assert_eq!(response.status(), 400, "{bad}");
     }
 
     // Denials are aggregated: one event per key and reason per minute.
-    let svc = create_key(
-        &app,
-        &root,
-        json!({"name": "svc", "ip_allowlist": ["10.0.0.0/8"]}),
-    )
-    .await;
+    let svc = app
+        .create_key(
+            &root,
+            json!({"name": "svc", "ip_allowlist": ["10.0.0.0/8"]}),
+        )
+        .await;
     for _ in 0..5 {
         assert_eq!(
-            exchange(&app, Form::XApiKey, svc["key"].as_str().unwrap(), &[])
+            app.exchange(Form::XApiKey, svc["key"].as_str().unwrap(), &[])
                 .await
                 .status(),
             400
         );
     }
-    let denied: Value = call(
-        &app,
-        "GET",
-        "/api/v1/audit-events?action=token.denied",
-        &root,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let denied: Value = app
+        .call(
+            "GET",
+            "/api/v1/audit-events?action=token.denied",
+            &root,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let denied = denied["items"].as_array().unwrap();
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["count"], 5);

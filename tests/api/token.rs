@@ -5,16 +5,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use reqwest::Response;
+use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, run_cli_on, spawn_app, spawn_app_with};
-
-const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const API_KEY_TYPE: &str = "urn:keymint:params:token-type:api-key";
+use crate::client::{ALL_FORMS, API_KEY_TYPE, EXCHANGE, Form};
+use crate::helpers::{Backend, run_cli_on, spawn_app, spawn_app_with};
 
 backend_tests!(
     every_form_exchanges_the_bootstrap_and_a_cli_key,
@@ -27,171 +23,22 @@ backend_tests!(
     usage_is_counted_and_flushed,
 );
 
-/// One exchange form.
-#[derive(Debug, Clone, Copy)]
-pub enum Form {
-    Basic,
-    Post,
-    Exchange,
-    ApiKeyHeader,
-    XApiKey,
-}
-
-pub const ALL_FORMS: [Form; 5] = [
-    Form::Basic,
-    Form::Post,
-    Form::Exchange,
-    Form::ApiKeyHeader,
-    Form::XApiKey,
-];
-
-pub async fn key_id_of(app: &TestApp, secret: &str) -> String {
-    // The id is what client_credentials names; find it through the API key
-    // form, whose token carries it as client_id.
-    let response = exchange(app, Form::ApiKeyHeader, secret, &[]).await;
-    assert_eq!(response.status(), 200, "the key exchanges");
-    let body: Value = response.json().await.unwrap();
-    claims_unverified(body["access_token"].as_str().unwrap())["client_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-pub async fn exchange(
-    app: &TestApp,
-    form: Form,
-    secret: &str,
-    params: &[(&str, &str)],
-) -> Response {
-    exchange_as(app, form, None, secret, params).await
-}
-
-/// Exchanges `secret` through `form`; `key_id` is needed for client_credentials.
-pub async fn exchange_as(
-    app: &TestApp,
-    form: Form,
-    key_id: Option<&str>,
-    secret: &str,
-    params: &[(&str, &str)],
-) -> Response {
-    let client = &app.client;
-    match form {
-        Form::Basic | Form::Post | Form::Exchange => {
-            let mut fields: Vec<(String, String)> = params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let mut request = client.post(app.url("/oauth/token"));
-            match form {
-                Form::Basic => {
-                    fields.push(("grant_type".into(), "client_credentials".into()));
-                    let id = key_id.expect("client_credentials needs the key id");
-                    request = request.header(
-                        "Authorization",
-                        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
-                    );
-                }
-                Form::Post => {
-                    fields.push(("grant_type".into(), "client_credentials".into()));
-                    fields.push(("client_id".into(), key_id.expect("key id").into()));
-                    fields.push(("client_secret".into(), secret.into()));
-                }
-                _ => {
-                    fields.push(("grant_type".into(), EXCHANGE.into()));
-                    fields.push(("subject_token".into(), secret.into()));
-                    fields.push(("subject_token_type".into(), API_KEY_TYPE.into()));
-                }
-            }
-            request.form(&fields).send().await.unwrap()
-        }
-        Form::ApiKeyHeader | Form::XApiKey => {
-            let mut body = serde_json::Map::new();
-            for (k, v) in params {
-                body.insert(k.to_string(), Value::String(v.to_string()));
-            }
-            let mut request = client.post(app.url("/api/v1/token"));
-            request = match form {
-                Form::ApiKeyHeader => request.header("Authorization", format!("ApiKey {secret}")),
-                _ => request.header("X-API-Key", secret),
-            };
-            if !body.is_empty() {
-                request = request.json(&body);
-            }
-            request.send().await.unwrap()
-        }
-    }
-}
-
-pub fn claims_unverified(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-/// Verifies a token as a downstream service would: JWKS over HTTP, `kid`,
-/// `alg`, `typ`, `iss`, `aud`, `exp`.
-pub async fn verify(app: &TestApp, token: &str, audience: &str) -> Value {
-    keymint::tokens::crypto::install();
-    let jwks: JwkSet = app
-        .get("/.well-known/jwks.json")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(header.alg, Algorithm::ES256);
-    let kid = header.kid.expect("kid");
-    let jwk = jwks.find(&kid).expect("the token's kid is published");
-    let key = DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.leeway = 0;
-    validation.set_issuer(&[&app.issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf", "iat"]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .expect("the token verifies")
-        .claims
-}
-
-/// Creates a key with the CLI; returns (id, secret).
-pub async fn cli_key(app: &TestApp, args: &[&str]) -> (String, String) {
-    let mut all = vec!["keys", "create"];
-    all.extend_from_slice(args);
-    let (code, stdout, stderr) = run_cli_on(&app.db, &all).await;
-    assert_eq!(code, 0, "{stderr}");
-    let secret = stdout.trim().to_owned();
-    assert_eq!(stdout.lines().count(), 1, "only the secret on stdout");
-    let id = stderr
-        .split("created key ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the id on stderr")
-        .to_owned();
-    (id, secret)
-}
-
 async fn every_form_exchanges_the_bootstrap_and_a_cli_key(backend: Backend) {
     let app = spawn_app(backend).await;
-    let bootstrap_id = key_id_of(&app, &app.bootstrap_key).await;
+    let bootstrap_id = app.key_id_of(&app.bootstrap_key).await;
     for form in ALL_FORMS {
-        let response = exchange_as(&app, form, Some(&bootstrap_id), &app.bootstrap_key, &[]).await;
+        let response = app
+            .exchange_as(form, Some(&bootstrap_id), &app.bootstrap_key, &[])
+            .await;
         assert_eq!(response.status(), 200, "{form:?}");
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert_eq!(response.headers()["pragma"], "no-cache");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 900);
-        let claims = verify(
-            &app,
-            body["access_token"].as_str().unwrap(),
-            &app.admin_audience,
-        )
-        .await;
+        let claims = app
+            .verify(body["access_token"].as_str().unwrap(), &app.admin_audience)
+            .await;
         assert_eq!(claims["client_id"], bootstrap_id.as_str());
         assert_eq!(claims["sub"], format!("key:{bootstrap_id}"));
         assert_eq!(claims["tid"], "default");
@@ -212,30 +59,28 @@ async fn every_form_exchanges_the_bootstrap_and_a_cli_key(backend: Backend) {
         }
     }
 
-    let (id, secret) = cli_key(
-        &app,
-        &[
+    let (id, secret) = app
+        .cli_key(&[
             "--name",
             "billing",
             "--owner",
             "svc-billing",
             "--scopes",
             "invoices:read,invoices:write",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(secret.starts_with("km_"));
     for form in ALL_FORMS {
-        let response = exchange_as(&app, form, Some(&id), &secret, &[]).await;
+        let response = app.exchange_as(form, Some(&id), &secret, &[]).await;
         assert_eq!(response.status(), 200, "{form:?}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["scope"], "invoices:read invoices:write");
-        let claims = verify(
-            &app,
-            body["access_token"].as_str().unwrap(),
-            "urn:keymint:tenant:default",
-        )
-        .await;
+        let claims = app
+            .verify(
+                body["access_token"].as_str().unwrap(),
+                "urn:keymint:tenant:default",
+            )
+            .await;
         assert_eq!(claims["sub"], "svc-billing");
         assert_eq!(claims["client_id"], id.as_str());
     }
@@ -243,29 +88,31 @@ async fn every_form_exchanges_the_bootstrap_and_a_cli_key(backend: Backend) {
 
 async fn ttl_is_exact_within_bounds_and_refused_outside(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, secret) = cli_key(&app, &["--name", "ttl", "--scopes", "a"]).await;
+    let (id, secret) = app.cli_key(&["--name", "ttl", "--scopes", "a"]).await;
     for form in ALL_FORMS {
         for ttl in [30, 600, 3600] {
             let ttl_text = ttl.to_string();
-            let response =
-                exchange_as(&app, form, Some(&id), &secret, &[("expires_in", &ttl_text)]).await;
+            let response = app
+                .exchange_as(form, Some(&id), &secret, &[("expires_in", &ttl_text)])
+                .await;
             assert_eq!(response.status(), 200, "{form:?} {ttl}");
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["expires_in"], ttl);
-            let claims = verify(
-                &app,
-                body["access_token"].as_str().unwrap(),
-                "urn:keymint:tenant:default",
-            )
-            .await;
+            let claims = app
+                .verify(
+                    body["access_token"].as_str().unwrap(),
+                    "urn:keymint:tenant:default",
+                )
+                .await;
             assert_eq!(
                 claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
                 ttl
             );
         }
         for bad in ["29", "3601", "abc", "-5", "1e3"] {
-            let response =
-                exchange_as(&app, form, Some(&id), &secret, &[("expires_in", bad)]).await;
+            let response = app
+                .exchange_as(form, Some(&id), &secret, &[("expires_in", bad)])
+                .await;
             assert_eq!(response.status(), 400, "{form:?} {bad}");
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["error"], "invalid_request", "{form:?} {bad}");
@@ -276,40 +123,31 @@ async fn ttl_is_exact_within_bounds_and_refused_outside(backend: Backend) {
         }
     }
     // A key's own maximum narrows the tenant's.
-    let (id, secret) = cli_key(
-        &app,
-        &["--name", "short", "--scopes", "a", "--max-token-ttl", "60"],
-    )
-    .await;
-    let response = exchange_as(
-        &app,
-        Form::Basic,
-        Some(&id),
-        &secret,
-        &[("expires_in", "61")],
-    )
-    .await;
+    let (id, secret) = app
+        .cli_key(&["--name", "short", "--scopes", "a", "--max-token-ttl", "60"])
+        .await;
+    let response = app
+        .exchange_as(Form::Basic, Some(&id), &secret, &[("expires_in", "61")])
+        .await;
     assert_eq!(response.status(), 400);
-    let response = exchange_as(&app, Form::Basic, Some(&id), &secret, &[]).await;
+    let response = app.exchange_as(Form::Basic, Some(&id), &secret, &[]).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["expires_in"], 60);
 }
 
 async fn bad_keys_get_one_identical_answer_per_grant(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (revoked_id, revoked) = cli_key(&app, &["--name", "revoked", "--scopes", "a"]).await;
+    let (revoked_id, revoked) = app.cli_key(&["--name", "revoked", "--scopes", "a"]).await;
     let (code, _, stderr) = run_cli_on(
         &app.db,
         &["keys", "revoke", &revoked_id, "--reason", "test"],
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let (expired_id, expired) = cli_key(
-        &app,
-        &["--name", "expired", "--scopes", "a", "--expires-in", "1"],
-    )
-    .await;
-    let (good_id, good) = cli_key(&app, &["--name", "good", "--scopes", "a"]).await;
+    let (expired_id, expired) = app
+        .cli_key(&["--name", "expired", "--scopes", "a", "--expires-in", "1"])
+        .await;
+    let (good_id, good) = app.cli_key(&["--name", "good", "--scopes", "a"]).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     // A well-formed secret nobody issued: valid checksum, unknown hash.
@@ -337,7 +175,7 @@ async fn bad_keys_get_one_identical_answer_per_grant(backend: Backend) {
             {
                 continue; // these forms name no id
             }
-            let response = exchange_as(&app, form, Some(id), secret, &[]).await;
+            let response = app.exchange_as(form, Some(id), secret, &[]).await;
             let status = response.status().as_u16();
             let challenge = response
                 .headers()
@@ -374,60 +212,50 @@ async fn bad_keys_get_one_identical_answer_per_grant(backend: Backend) {
         }
     }
     // The good key still works: the failures above changed nothing.
-    assert_eq!(
-        exchange(&app, Form::XApiKey, &good, &[]).await.status(),
-        200
-    );
+    assert_eq!(app.exchange(Form::XApiKey, &good, &[]).await.status(), 200);
 }
 
 async fn scope_and_audience_rules_hold(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, mixed) = cli_key(
-        &app,
-        &[
+    let (_, mixed) = app
+        .cli_key(&[
             "--name",
             "mixed",
             "--scopes",
             "admin:audit,reports:read,reports:write",
-        ],
-    )
-    .await;
+        ])
+        .await;
 
     // Default audience: the tenant's; only non-reserved scopes.
-    let body: Value = exchange(&app, Form::XApiKey, &mixed, &[])
+    let body: Value = app
+        .exchange(Form::XApiKey, &mixed, &[])
         .await
         .json()
         .await
         .unwrap();
-    let claims = verify(
-        &app,
-        body["access_token"].as_str().unwrap(),
-        "urn:keymint:tenant:default",
-    )
-    .await;
+    let claims = app
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "urn:keymint:tenant:default",
+        )
+        .await;
     assert_eq!(claims["scope"], "reports:read reports:write");
 
     // The admin audience: only reserved scopes.
-    let body: Value = exchange(
-        &app,
-        Form::XApiKey,
-        &mixed,
-        &[("audience", &app.admin_audience)],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let claims = verify(
-        &app,
-        body["access_token"].as_str().unwrap(),
-        &app.admin_audience,
-    )
-    .await;
+    let body: Value = app
+        .exchange(Form::XApiKey, &mixed, &[("audience", &app.admin_audience)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims = app
+        .verify(body["access_token"].as_str().unwrap(), &app.admin_audience)
+        .await;
     assert_eq!(claims["scope"], "admin:audit");
 
     // Fewer scopes on request; unheld, malformed and mismatched ones refused by name.
-    let body: Value = exchange(&app, Form::XApiKey, &mixed, &[("scope", "reports:read")])
+    let body: Value = app
+        .exchange(Form::XApiKey, &mixed, &[("scope", "reports:read")])
         .await
         .json()
         .await
@@ -438,7 +266,9 @@ async fn scope_and_audience_rules_hold(backend: Backend) {
         ("reports:read  reports:write", "``"),
         ("admin:audit", "admin:audit"),
     ] {
-        let response = exchange(&app, Form::Exchange, &mixed, &[("scope", scope)]).await;
+        let response = app
+            .exchange(Form::Exchange, &mixed, &[("scope", scope)])
+            .await;
         assert_eq!(response.status(), 400, "{scope}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_scope", "{scope}");
@@ -450,55 +280,47 @@ async fn scope_and_audience_rules_hold(backend: Backend) {
 
     // Audiences: unregistered → invalid_target; both audience and resource → invalid_request.
     for form in [Form::Exchange, Form::XApiKey] {
-        let response = exchange(
-            &app,
-            form,
-            &mixed,
-            &[("audience", "https://elsewhere.example")],
-        )
-        .await;
+        let response = app
+            .exchange(form, &mixed, &[("audience", "https://elsewhere.example")])
+            .await;
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_target", "{form:?}");
     }
-    let response = exchange(
-        &app,
-        Form::Exchange,
-        &mixed,
-        &[
-            ("audience", "urn:keymint:tenant:default"),
-            ("resource", "urn:keymint:tenant:default"),
-        ],
-    )
-    .await;
+    let response = app
+        .exchange(
+            Form::Exchange,
+            &mixed,
+            &[
+                ("audience", "urn:keymint:tenant:default"),
+                ("resource", "urn:keymint:tenant:default"),
+            ],
+        )
+        .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
 
     // A key with only ordinary scopes cannot address the admin API.
-    let (_, plain) = cli_key(&app, &["--name", "plain", "--scopes", "reports:read"]).await;
-    let response = exchange(
-        &app,
-        Form::XApiKey,
-        &plain,
-        &[("audience", &app.admin_audience)],
-    )
-    .await;
+    let (_, plain) = app
+        .cli_key(&["--name", "plain", "--scopes", "reports:read"])
+        .await;
+    let response = app
+        .exchange(Form::XApiKey, &plain, &[("audience", &app.admin_audience)])
+        .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
 
     // The bootstrap key (reserved scopes only) defaults to the admin audience
     // and never carries another scope.
-    let body: Value = exchange(&app, Form::XApiKey, &app.bootstrap_key, &[])
+    let body: Value = app
+        .exchange(Form::XApiKey, &app.bootstrap_key, &[])
         .await
         .json()
         .await
         .unwrap();
-    let claims = verify(
-        &app,
-        body["access_token"].as_str().unwrap(),
-        &app.admin_audience,
-    )
-    .await;
+    let claims = app
+        .verify(body["access_token"].as_str().unwrap(), &app.admin_audience)
+        .await;
     for scope in claims["scope"].as_str().unwrap().split(' ') {
         assert!(keymint::domain::scope::is_reserved(scope), "{scope}");
     }
@@ -511,8 +333,9 @@ async fn rotation_keeps_old_tokens_verifiable(backend: Backend) {
     let config = app.db.dir.path().join("signing.toml");
     std::fs::write(&config, signing).unwrap();
     let config = config.to_string_lossy().into_owned();
-    let (_, secret) = cli_key(&app, &["--name", "rot", "--scopes", "a"]).await;
-    let body: Value = exchange(&app, Form::XApiKey, &secret, &[])
+    let (_, secret) = app.cli_key(&["--name", "rot", "--scopes", "a"]).await;
+    let body: Value = app
+        .exchange(Form::XApiKey, &secret, &[])
         .await
         .json()
         .await
@@ -532,7 +355,8 @@ async fn rotation_keeps_old_tokens_verifiable(backend: Backend) {
     // the server signs with the new key.
     let deadline = std::time::Instant::now() + Duration::from_secs(6);
     let after = loop {
-        let body: Value = exchange(&app, Form::XApiKey, &secret, &[])
+        let body: Value = app
+            .exchange(Form::XApiKey, &secret, &[])
             .await
             .json()
             .await
@@ -544,8 +368,8 @@ async fn rotation_keeps_old_tokens_verifiable(backend: Backend) {
         assert!(std::time::Instant::now() < deadline, "the new key signs");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    verify(&app, &before, "urn:keymint:tenant:default").await;
-    verify(&app, &after, "urn:keymint:tenant:default").await;
+    app.verify(&before, "urn:keymint:tenant:default").await;
+    app.verify(&after, "urn:keymint:tenant:default").await;
 
     // A second rotation at once is refused: the new next key is too young.
     let (code, _, stderr) = run_cli_on(&app.db, &["signing-keys", "rotate"]).await;
@@ -578,9 +402,9 @@ async fn secrets_never_reach_the_database(backend: Backend) {
     use keymint::db::schema::{api_keys, audit_events, signing_keys, tenants};
 
     let app = spawn_app(backend).await;
-    let (_, secret) = cli_key(&app, &["--name", "at-rest", "--scopes", "a"]).await;
+    let (_, secret) = app.cli_key(&["--name", "at-rest", "--scopes", "a"]).await;
     assert_eq!(
-        exchange(&app, Form::XApiKey, &secret, &[]).await.status(),
+        app.exchange(Form::XApiKey, &secret, &[]).await.status(),
         200
     );
     let secrets = [secret.clone(), app.bootstrap_key.clone()];
@@ -651,7 +475,7 @@ async fn secrets_never_reach_the_database(backend: Backend) {
 
 async fn request_shape_is_strict(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, secret) = cli_key(&app, &["--name", "shape", "--scopes", "a"]).await;
+    let (id, secret) = app.cli_key(&["--name", "shape", "--scopes", "a"]).await;
     let basic = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
     let post = |body: String| {
         app.client
@@ -795,7 +619,7 @@ async fn request_shape_is_strict(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let bootstrap_id = key_id_of(&app, &app.bootstrap_key).await;
+    let bootstrap_id = app.key_id_of(&app.bootstrap_key).await;
     let other = format!(
         "Basic {}",
         STANDARD.encode(format!("{bootstrap_id}:{}", app.bootstrap_key))
@@ -854,10 +678,10 @@ async fn request_shape_is_strict(backend: Backend) {
 
 async fn usage_is_counted_and_flushed(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, secret) = cli_key(&app, &["--name", "used", "--scopes", "a"]).await;
+    let (id, secret) = app.cli_key(&["--name", "used", "--scopes", "a"]).await;
     for _ in 0..3 {
         assert_eq!(
-            exchange(&app, Form::XApiKey, &secret, &[]).await.status(),
+            app.exchange(Form::XApiKey, &secret, &[]).await.status(),
             200
         );
     }

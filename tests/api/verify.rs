@@ -11,14 +11,14 @@ use keymint::tokens::issue::AccessClaims;
 use keymint::tokens::signing::{self, KeyRing};
 use keymint::verify::{RequiredScopes, Scoped, Token, Verifier, VerifyError};
 
+use crate::client::Form;
 use crate::helpers::{Backend, TestApp, run_cli, spawn_app, spawn_app_with};
-use crate::token::{Form, cli_key, exchange};
 
 const AUDIENCE: &str = "urn:keymint:tenant:default";
 
 async fn token_for(app: &TestApp, scopes: &str) -> String {
-    let (_, secret) = cli_key(app, &["--name", "svc", "--scopes", scopes]).await;
-    let response = exchange(app, Form::ApiKeyHeader, &secret, &[]).await;
+    let (_, secret) = app.cli_key(&["--name", "svc", "--scopes", scopes]).await;
+    let response = app.exchange(Form::ApiKeyHeader, &secret, &[]).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
@@ -179,8 +179,10 @@ async fn the_key_set_is_cached_by_cache_control_and_refetched_within_a_floor() {
     assert_eq!(steady.fetch_count(), 1);
 
     // A rotation's new key is picked up through the unknown-kid refetch.
-    let (_, admin_secret) = cli_key(&app, &["--name", "a", "--scopes", "admin:signing-keys"]).await;
-    let admin = crate::keys::admin_token(&app, &admin_secret).await;
+    let (_, admin_secret) = app
+        .cli_key(&["--name", "a", "--scopes", "admin:signing-keys"])
+        .await;
+    let admin = app.admin_token(&admin_secret).await;
     let rotated = app
         .client
         .post(app.url("/api/v1/signing-keys/rotate"))
@@ -275,7 +277,9 @@ async fn the_actix_extractors_require_a_valid_token_and_its_scopes() {
 async fn the_token_and_verify_commands_work_for_scripts() {
     let app = spawn_app(Backend::Sqlite).await;
     let other = spawn_app(Backend::Sqlite).await;
-    let (_, secret) = cli_key(&app, &["--name", "cli", "--scopes", "orders:read"]).await;
+    let (_, secret) = app
+        .cli_key(&["--name", "cli", "--scopes", "orders:read"])
+        .await;
 
     let (code, stdout, stderr) = run_cli(
         &["token", "--url", &app.address],
