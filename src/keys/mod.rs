@@ -1,9 +1,15 @@
-//! API keys: the secret format, storage (hashes only), creation and the
-//! lookup the token endpoint uses.
+//! API keys: the secret format, storage (hashes only), the admin service
+//! (create, list, change, revoke, rotate) and the lookup the token
+//! endpoint uses.
 
-pub mod manage;
+pub mod list;
+pub mod request;
+pub mod revoke;
+pub mod rotate;
 pub mod rules;
 pub mod secret;
+pub mod service;
+pub mod size;
 pub mod store;
 pub mod view;
 
