@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::keys::SecurityLevel;
+use crate::keys::fields::{AllowList, Audiences, Owner, Scopes};
 use crate::keys::rules::Expiry;
 
 /// `POST /api/v1/keys`: every field checked for syntax; the tenant's policy
@@ -13,13 +14,13 @@ use crate::keys::rules::Expiry;
 pub struct CreateKey {
     pub name: String,
     pub description: Option<String>,
-    pub owner: Option<String>,
-    pub scopes: Vec<String>,
+    pub owner: Option<Owner>,
+    pub scopes: Scopes,
     pub expiry: Expiry,
-    pub ip_allowlist: Option<Vec<String>>,
+    pub ip_allowlist: Option<AllowList>,
     pub security_level: SecurityLevel,
     pub max_token_ttl_s: Option<i64>,
-    pub audiences: Vec<String>,
+    pub audiences: Audiences,
     pub rate_limit_per_s: Option<f64>,
     pub claims: Option<Value>,
     pub metadata: Option<Value>,
@@ -56,7 +57,7 @@ pub struct PatchKey {
     /// A name cannot be removed: `Some` sets it.
     pub name: Option<String>,
     pub description: Change<String>,
-    pub ip_allowlist: Change<Vec<String>>,
+    pub ip_allowlist: Change<AllowList>,
     pub metadata: Change<Value>,
     pub claims: Change<Value>,
     pub expires_at: Change<chrono::DateTime<chrono::Utc>>,

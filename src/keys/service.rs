@@ -20,6 +20,7 @@ use crate::domain::audience;
 use crate::domain::text::ascii_quote;
 use crate::error::{ApiError, FieldError};
 use crate::keys::SecurityLevel;
+use crate::keys::fields::{AllowList, Owner};
 use crate::keys::request::{Change, CreateKey, PatchKey};
 use crate::keys::rules::{self, Expiry, policy};
 use crate::keys::size;
@@ -64,7 +65,7 @@ pub async fn create(
     request: CreateKey,
 ) -> Result<CreatedKey, ApiError> {
     if let KeyCreator::Admin(admin) = &creator {
-        admin.may_grant(&request.scopes)?;
+        admin.may_grant(request.scopes.as_slice())?;
     }
     let now = Utc::now().naive_utc();
     let tenant_id = principal.tenant.id.clone();
@@ -82,7 +83,7 @@ pub async fn create(
             // tenant (row lock on PostgreSQL, write lock on SQLite).
             tenants::lock(conn, &tenant_id)?;
             let tenant = tenants::find_by_id(conn, &tenant_id)?.ok_or(ApiError::NotFound)?;
-            if let Err(e) = rules::scopes(&request.scopes, &tenant) {
+            if let Err(e) = rules::scopes(request.scopes.as_slice(), &tenant) {
                 return Err(ApiError::Unprocessable {
                     detail: format!("{}: {}", e.field, e.message),
                     errors: vec![e],
@@ -93,13 +94,17 @@ pub async fn create(
                 tenant_id: tenant.id.clone(),
                 name: request.name.clone(),
                 description: request.description.clone(),
-                owner: request.owner.clone().or(admin_default_owner),
-                scopes: request.scopes.clone(),
-                audiences: request.audiences.clone(),
+                owner: request
+                    .owner
+                    .clone()
+                    .map(Owner::into_string)
+                    .or(admin_default_owner),
+                scopes: request.scopes.as_slice().to_vec(),
+                audiences: request.audiences.as_slice().to_vec(),
                 expires_at,
                 max_token_ttl_s: request.max_token_ttl_s,
                 rate_limit_per_s: request.rate_limit_per_s,
-                ip_allowlist: request.ip_allowlist.clone(),
+                ip_allowlist: request.ip_allowlist.clone().map(AllowList::into_vec),
                 claims: request.claims.clone(),
                 metadata: request.metadata.clone(),
                 security_level: request.security_level,
@@ -110,11 +115,11 @@ pub async fn create(
                 let parent = store::find(conn, &tenant.id, own.parent_key_id())?;
                 let bounds = own.bound_child(
                     &ChildRequest {
-                        owner: request.owner.as_deref(),
-                        scopes: &request.scopes,
-                        audiences: &request.audiences,
+                        owner: request.owner.as_ref().map(Owner::as_str),
+                        scopes: request.scopes.as_slice(),
+                        audiences: request.audiences.as_slice(),
                         has_claims: request.claims.is_some(),
-                        ip_allowlist: request.ip_allowlist.as_deref(),
+                        ip_allowlist: request.ip_allowlist.as_ref().map(AllowList::as_slice),
                         expires_at,
                         expiry_requested: request.expiry != Expiry::Unspecified,
                         max_token_ttl_s: request.max_token_ttl_s,
@@ -314,7 +319,7 @@ pub async fn patch(
                     .as_deref()
                     .and_then(|j| serde_json::from_str(j).ok()),
                 Change::Clear => None,
-                Change::Set(list) => Some(list.clone()),
+                Change::Set(list) => Some(list.as_slice().to_vec()),
             };
             if tenant.require_ip_allowlist && new_allowlist.as_ref().is_none_or(Vec::is_empty) {
                 return Err(policy(

@@ -11,11 +11,13 @@ use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
-use crate::keys::{SecurityLevel, Status};
 
 // The admin service's queries (quota, list and search, merge patch), in a
 // file of their own so this one stays readable.
 mod admin;
+mod status;
+
+pub use status::{SecurityLevel, Status};
 
 pub use admin::{KeyChanges, ListFilter, count_live, list_page, live_audience_lists, update};
 

@@ -6,10 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::domain::{audience, cidr};
+use crate::domain::audience;
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::{Body, Field, is_json};
+use crate::keys::fields::{AllowList, Audiences};
+use crate::routes::keys::parse::checked;
 use crate::tenants::policy::{self, MAX_AUDIENCES, MAX_LIFETIME_S, MAX_RANGES};
 use crate::tenants::request::{Changes, SettingsPatch};
 
@@ -101,9 +103,11 @@ pub fn parse_patch(bytes: &[u8]) -> Result<SettingsPatch, ApiError> {
     let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
     let f = body.boolean("require_ip_allowlist");
     let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
-    let f = body.strings("allowed_ip_ranges", MAX_RANGES, cidr::check);
+    let f = body.strings("allowed_ip_ranges", MAX_RANGES, AllowList::check);
+    let f = checked(&mut body, "allowed_ip_ranges", f, AllowList::parse);
     let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
-    let f = body.strings("audiences", MAX_AUDIENCES, audience::check);
+    let f = body.strings("audiences", MAX_AUDIENCES, Audiences::check);
+    let f = checked(&mut body, "audiences", f, Audiences::parse);
     let audiences = not_null(&mut body, "audiences", f);
     let f = body.string("default_audience", 1, 200);
     let default_audience = not_null(&mut body, "default_audience", f);

@@ -17,6 +17,7 @@ use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
 use crate::keys;
+use crate::keys::fields::Audiences;
 use crate::powers::{Principal, SettingsAdmin};
 
 pub const MAX_AUDIENCES: usize = 50;
@@ -106,7 +107,8 @@ impl Changes {
             t.require_ip_allowlist = v;
         }
         if let Some(v) = &self.allowed_ip_ranges {
-            t.allowed_ip_ranges = serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+            t.allowed_ip_ranges =
+                serde_json::to_string(v.as_slice()).unwrap_or_else(|_| "[]".into());
         }
         if let Some(v) = &self.default_audience {
             t.default_audience = v.clone();
@@ -220,7 +222,7 @@ fn refuse_reserved(changes: &Changes, admin_audience: &str, slug: &str) -> Resul
     let reserved = |value: &str| audience::reserved_for(value, admin_audience, slug);
     let mut errors = Vec::new();
     let mut named = Vec::new();
-    for value in changes.audiences.iter().flatten() {
+    for value in changes.audiences.iter().flat_map(Audiences::as_slice) {
         if reserved(value) {
             named.push(ascii_quote(value));
             errors.push(FieldError::new(
@@ -271,7 +273,7 @@ pub fn apply(
         refuse_reserved(changes, admin_audience, &current.slug)?;
         guard(&new)?;
         let mut wanted: BTreeSet<String> = match &changes.audiences {
-            Some(list) => list.iter().cloned().collect(),
+            Some(list) => list.as_slice().iter().cloned().collect(),
             None => store::audiences_of(conn, tenant_id)?.into_iter().collect(),
         };
         // The default audience is always registered.

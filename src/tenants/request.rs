@@ -2,6 +2,8 @@
 //! (the HTTP floor reads the JSON and names every bad field); the services
 //! never see bytes.
 
+use crate::keys::fields::{AllowList, Audiences};
+
 /// A parsed settings patch: `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
 pub struct Changes {
@@ -12,8 +14,8 @@ pub struct Changes {
     pub default_token_ttl_s: Option<i64>,
     pub max_token_ttl_s: Option<i64>,
     pub require_ip_allowlist: Option<bool>,
-    pub allowed_ip_ranges: Option<Vec<String>>,
-    pub audiences: Option<Vec<String>>,
+    pub allowed_ip_ranges: Option<AllowList>,
+    pub audiences: Option<Audiences>,
     pub default_audience: Option<String>,
     pub default_rate_limit_per_s: Option<f64>,
 }

@@ -5,11 +5,10 @@
 use serde::Deserialize;
 
 use crate::crypto::master::MasterKey;
-use crate::domain::text::ascii_quote;
-use crate::domain::{audience, cidr, scope};
 use crate::error::{ApiError, FieldError};
 use crate::input::json::{Body, Field, page_limit};
 use crate::keys::SecurityLevel;
+use crate::keys::fields::{AllowList, Audiences, Owner, Scopes};
 use crate::keys::list::cursor_after;
 use crate::keys::request::{
     Change, CreateKey, ListKeys, MAX_ALLOWLIST, MAX_BULK, MAX_GRACE_S, MAX_JSON_OBJECT, PatchKey,
@@ -18,14 +17,24 @@ use crate::keys::request::{
 use crate::keys::rules::{self, Expiry};
 use crate::powers::KeyReader;
 
-fn scope_syntax(value: &str) -> Result<(), String> {
-    if scope::is_valid(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` must match ^[A-Za-z0-9:._/-]{{1,100}}$",
-            ascii_quote(value)
-        ))
+/// Wraps a list [`Body::strings`] has already checked entry by entry with
+/// the same rule, into its newtype; a refusal here repeats that rule.
+pub(crate) fn checked<T>(
+    body: &mut Body,
+    name: &str,
+    field: Field<Vec<String>>,
+    parse: fn(Vec<String>) -> Result<T, String>,
+) -> Field<T> {
+    match field {
+        Field::Value(list) => match parse(list) {
+            Ok(v) => Field::Value(v),
+            Err(e) => {
+                body.error(name, e);
+                Field::Absent
+            }
+        },
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
     }
 }
 
@@ -69,17 +78,17 @@ pub fn create(bytes: &[u8]) -> Result<CreateKey, ApiError> {
         .string("description", 0, rules::MAX_DESCRIPTION)
         .value();
     let owner = match body.string("owner", 1, rules::MAX_OWNER) {
-        Field::Value(o) => match rules::owner(&o) {
-            Ok(()) => Some(o),
+        Field::Value(o) => match Owner::parse(o) {
+            Ok(o) => Some(o),
             Err(e) => {
-                body.error("owner", e.message);
+                body.error("owner", e);
                 None
             }
         },
         _ => None,
     };
-    let scopes = body
-        .strings("scopes", rules::MAX_SCOPES, scope_syntax)
+    let scopes = body.strings("scopes", rules::MAX_SCOPES, Scopes::check);
+    let scopes = checked(&mut body, "scopes", scopes, Scopes::parse)
         .value()
         .unwrap_or_default();
     let expires_at = body.timestamp("expires_at");
@@ -111,9 +120,8 @@ pub fn create(bytes: &[u8]) -> Result<CreateKey, ApiError> {
     } else {
         Expiry::Unspecified
     };
-    let ip_allowlist = body
-        .strings("ip_allowlist", MAX_ALLOWLIST, cidr::check)
-        .value();
+    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, AllowList::check);
+    let ip_allowlist = checked(&mut body, "ip_allowlist", ip_allowlist, AllowList::parse).value();
     let security_level = match body.string("security_level", 1, 20) {
         Field::Value(level) => match level.as_str() {
             "standard" => SecurityLevel::Standard,
@@ -126,8 +134,8 @@ pub fn create(bytes: &[u8]) -> Result<CreateKey, ApiError> {
         _ => SecurityLevel::Standard,
     };
     let max_token_ttl_s = body.integer("max_token_ttl_s", 30, 3600).value();
-    let audiences = body
-        .strings("audiences", rules::MAX_AUDIENCES, audience::check)
+    let audiences = body.strings("audiences", rules::MAX_AUDIENCES, Audiences::check);
+    let audiences = checked(&mut body, "audiences", audiences, Audiences::parse)
         .value()
         .unwrap_or_default();
     let rate_limit_per_s = body
@@ -249,7 +257,8 @@ pub fn patch(bytes: &[u8]) -> Result<PatchKey, ApiError> {
         body.error("name", "cannot be removed");
     }
     let description = body.string("description", 0, rules::MAX_DESCRIPTION);
-    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, cidr::check);
+    let ip_allowlist = body.strings("ip_allowlist", MAX_ALLOWLIST, AllowList::check);
+    let ip_allowlist = checked(&mut body, "ip_allowlist", ip_allowlist, AllowList::parse);
     let metadata = body.object("metadata", MAX_JSON_OBJECT);
     let claims = body.object("claims", MAX_JSON_OBJECT);
     let expires_at = body.timestamp("expires_at");
