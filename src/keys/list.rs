@@ -53,6 +53,8 @@ pub fn cursor_after(
 
 /// `GET /api/v1/keys`: newest first, keyset pagination on the id (UUID v7,
 /// so creation order), stable under concurrent inserts and deletes.
+/// `_reader` is the power to read; it already narrowed `request.owner`
+/// (a `keys:self` caller lists only its own keys).
 pub async fn list(
     deps: &Deps<'_>,
     principal: &Principal,
