@@ -16,8 +16,8 @@ use crate::db::{self, AnyConnection, Pool};
 use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
-use crate::keys;
 use crate::keys::fields::Audiences;
+use crate::keys::store::live_audience_lists;
 use crate::powers::{Principal, SettingsAdmin};
 
 pub const MAX_AUDIENCES: usize = 50;
@@ -206,7 +206,7 @@ fn live_key_audiences(
     conn: &mut AnyConnection,
     tenant_id: &str,
 ) -> QueryResult<Vec<HeldAudiences>> {
-    let texts = keys::store::live_audience_lists(conn, tenant_id)?;
+    let texts = live_audience_lists(conn, tenant_id)?;
     Ok(texts
         .iter()
         .map(|text| match serde_json::from_str::<Vec<String>>(text) {
