@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod pending;
+pub mod powers;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

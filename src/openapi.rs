@@ -377,15 +377,15 @@ mod tests {
     fn request_schemas_match_the_parsers() {
         assert_eq!(
             properties("CreateKeyRequest"),
-            sorted(crate::keys::manage::CREATE_FIELDS)
+            sorted(crate::routes::keys::parse::CREATE_FIELDS)
         );
         assert_eq!(
             properties("PatchKeyRequest"),
-            sorted(crate::keys::manage::PATCH_FIELDS)
+            sorted(crate::routes::keys::parse::PATCH_FIELDS)
         );
         assert_eq!(
             properties("SettingsPatch"),
-            sorted(crate::tenants::policy::FIELDS)
+            sorted(crate::routes::settings::FIELDS)
         );
     }
 }

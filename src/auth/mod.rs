@@ -7,7 +7,10 @@
 //! a missing permission → 403 `error="insufficient_scope"` naming it.
 
 pub mod denials;
-pub mod powers;
+
+// The principal and its powers are the services' (see `crate::powers`);
+// this module only builds one from a request.
+pub use crate::powers::{self, Principal};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -18,7 +21,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::app::AppState;
-use crate::audit::{Actor, Origin};
+use crate::audit::Origin;
 use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, revoked_tokens, tenants as tenants_table};
@@ -29,28 +32,6 @@ use crate::keys::Status;
 use crate::telemetry::RequestId;
 use crate::tenants;
 use crate::tokens::verify;
-
-/// Who is calling, with what powers, in which tenant.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The calling key, as it is in the database now.
-    pub key: ApiKey,
-    /// The tenant the caller's key belongs to.
-    pub home: Tenant,
-    /// The tenant it acts in (`X-Tenant`, or its own).
-    pub tenant: Tenant,
-    pub sub: String,
-    /// The token's scopes: the powers of this request, which only
-    /// [`powers`] reads.
-    pub(crate) scopes: BTreeSet<String>,
-    pub origin: Origin,
-}
-
-impl Principal {
-    pub fn actor(&self) -> Actor {
-        Actor::key(&self.key.id, &self.sub, &self.home.slug)
-    }
-}
 
 fn no_credentials() -> ApiError {
     ApiError::Unauthorized {

@@ -237,11 +237,11 @@ pub fn set_settings(settings: &Settings, slug: &str, assignments: &[String]) -> 
             .join("; "),
         other => other.to_string(),
     };
-    let (changes, _force) = policy::parse(body.as_bytes()).map_err(describe)?;
+    let patch = crate::routes::settings::parse_patch(body.as_bytes()).map_err(describe)?;
     let (updated, audiences) = policy::apply(
         &mut conn,
         &tenant.id,
-        &changes,
+        &patch.changes,
         &settings.tokens.admin_audience,
         &Actor::cli(),
         &Origin::default(),

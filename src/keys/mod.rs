@@ -1,59 +1,19 @@
-//! API keys: the secret format, storage (hashes only), creation and the
-//! lookup the token endpoint uses.
+//! API keys: the secret format, storage (hashes only), the admin service
+//! (create, list, change, revoke, rotate) and the lookup the token
+//! endpoint uses.
 
-pub mod manage;
+pub mod fields;
+pub mod list;
+pub mod request;
+pub mod revoke;
+pub mod rotate;
 pub mod rules;
 pub mod secret;
+pub mod service;
+pub mod size;
 pub mod store;
 pub mod view;
 
-use chrono::NaiveDateTime;
-
-/// Derived, never stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Active,
-    Expired,
-    Revoked,
-}
-
-impl Status {
-    pub fn of(
-        revoked_at: Option<NaiveDateTime>,
-        expires_at: Option<NaiveDateTime>,
-        now: NaiveDateTime,
-    ) -> Self {
-        if revoked_at.is_some() {
-            Self::Revoked
-        } else if expires_at.is_some_and(|at| at <= now) {
-            Self::Expired
-        } else {
-            Self::Active
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecurityLevel {
-    Standard,
-    Advanced,
-}
-
-impl SecurityLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Advanced => "advanced",
-        }
-    }
-}
+// What a stored key is (its derived status, its security level) belongs
+// with the rows, so the storage floor never reaches up for it.
+pub use store::{SecurityLevel, Status};

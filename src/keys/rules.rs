@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
 use crate::db::models::Tenant;
 use crate::domain::scope;
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 use crate::tenants::SYSTEM_TENANT;
 
 pub const MAX_NAME: usize = 100;
@@ -14,6 +14,14 @@ pub const MAX_DESCRIPTION: usize = 1000;
 pub const MAX_OWNER: usize = 200;
 pub const MAX_SCOPES: usize = 50;
 pub const MAX_AUDIENCES: usize = 20;
+
+/// A 422 naming the field a tenant's policy refuses.
+pub fn policy(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Unprocessable {
+        detail: message.into(),
+        errors: vec![FieldError::new(field, "violates the tenant's policy")],
+    }
+}
 
 pub fn name(value: &str) -> Result<(), FieldError> {
     let len = value.chars().count();

@@ -11,7 +11,15 @@ use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
-use crate::keys::{SecurityLevel, Status};
+
+// The admin service's queries (quota, list and search, merge patch), in a
+// file of their own so this one stays readable.
+mod admin;
+mod status;
+
+pub use status::{SecurityLevel, Status};
+
+pub use admin::{KeyChanges, ListFilter, count_live, list_page, live_audience_lists, update};
 
 /// What a new key is made of; validated before it gets here.
 #[derive(Debug, Clone)]
@@ -243,7 +251,7 @@ pub fn revoke(
     db::write_transaction(conn, |conn| {
         // Under the tenant lock, like every key write: a child being made
         // through `keys:self` at this moment is refused or revoked too.
-        crate::tenants::lock(conn, tenant_id)?;
+        crate::tenants::store::lock(conn, tenant_id)?;
         if find(conn, tenant_id, id)?.is_none() {
             return Ok(None);
         }

@@ -1,4 +1,8 @@
-//! `/api/v1/keys`: thin handlers over `keys::manage`.
+//! `/api/v1/keys`. Each handler: extract (body, media type, the caller's
+//! capability) → parse into a typed request (`parse`) → one key-service
+//! call → serialize.
+
+pub(crate) mod parse;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +12,18 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::is_json;
-use crate::keys::manage::{self, ListQuery};
+use crate::keys::service::{self, Deps};
+use crate::keys::{list, revoke, rotate};
+use parse::ListQuery;
+
+fn deps(state: &AppState) -> Deps<'_> {
+    Deps {
+        pool: &state.pool,
+        admin_lane: &state.admin_lane,
+        master: &state.master,
+        tokens: &state.settings.tokens,
+    }
+}
 
 fn json_body(req: &HttpRequest, body: &[u8], merge_patch: bool) -> Result<(), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) || is_json(req, merge_patch) {
@@ -37,7 +52,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
-    let created = manage::create(&state, principal, &body).await?;
+    let creator = principal.key_creator()?;
+    let request = parse::create(&body)?;
+    let created = service::create(&deps(&state), &principal, creator, request).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -60,7 +77,14 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = manage::list(&state, principal, query.into_inner()).await?;
+    let reader = principal.key_reader()?;
+    let request = parse::list(
+        query.into_inner(),
+        &reader,
+        &principal.tenant.id,
+        &state.master,
+    )?;
+    let page = list::list(&deps(&state), &principal, reader, request).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -71,7 +95,9 @@ pub async fn get(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(manage::get(&state, principal, &id).await?))
+    let reader = principal.key_reader()?;
+    let view = service::get(&deps(&state), &principal, reader, &id).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(operation_id = "updateKey", patch, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
@@ -86,7 +112,10 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, true)?;
-    Ok(HttpResponse::Ok().json(manage::patch(&state, principal, &id, &body).await?))
+    let admin = principal.key_admin()?;
+    let request = parse::patch(&body)?;
+    let view = service::patch(&deps(&state), &principal, admin, &id, request).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(operation_id = "revokeKey", post, path = "/api/v1/keys/{id}/revoke", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
@@ -101,12 +130,15 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
-    Ok(HttpResponse::Ok().json(manage::revoke(&state, principal, &id, &body).await?))
+    let revoker = principal.key_revoker()?;
+    let request = parse::revoke(&body)?;
+    let view = revoke::revoke(&deps(&state), &principal, revoker, &id, request).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(operation_id = "revokeKeys", post, path = "/api/v1/keys/revoke", tag = "keys", security(("admin_bearer" = [])),
     request_body(content = crate::openapi::RevokeManyRequest, content_type = "application/json"),
-    responses((status = 200, description = "Revoked in one transaction", body = crate::keys::manage::BulkRevoked), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Revoked in one transaction", body = crate::keys::revoke::BulkRevoked), crate::openapi::AdminErrors))]
 pub async fn revoke_many(
     req: HttpRequest,
     principal: Principal,
@@ -115,7 +147,10 @@ pub async fn revoke_many(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
-    Ok(HttpResponse::Ok().json(manage::revoke_many(&state, principal, &body).await?))
+    let revoker = principal.key_revoker()?;
+    let request = parse::revoke_many(&body)?;
+    let done = revoke::revoke_many(&deps(&state), &principal, revoker, request).await?;
+    Ok(HttpResponse::Ok().json(done))
 }
 
 #[utoipa::path(operation_id = "deleteKey", delete, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
@@ -125,13 +160,14 @@ pub async fn delete(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    manage::delete(&state, principal, &id).await?;
+    let admin = principal.key_admin()?;
+    revoke::delete(&deps(&state), &principal, admin, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(operation_id = "rotateKey", post, path = "/api/v1/keys/{id}/rotate", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
     request_body(content = crate::openapi::RotateKeyRequest, content_type = "application/json"),
-    responses((status = 200, description = "A new secret under the same id, shown only here", body = crate::keys::manage::RotatedKey), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "A new secret under the same id, shown only here", body = crate::keys::rotate::RotatedKey), crate::openapi::AdminErrors))]
 pub async fn rotate(
     req: HttpRequest,
     principal: Principal,
@@ -141,5 +177,8 @@ pub async fn rotate(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
     json_body(&req, &body, false)?;
-    Ok(HttpResponse::Ok().json(manage::rotate(&state, principal, &id, &body).await?))
+    let admin = principal.key_admin()?;
+    let request = parse::rotate(&body)?;
+    let rotated = rotate::rotate(&deps(&state), &principal, admin, &id, request).await?;
+    Ok(HttpResponse::Ok().json(rotated))
 }

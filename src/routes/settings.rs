@@ -1,13 +1,19 @@
-//! `GET`/`PATCH /api/v1/settings`: the acting tenant's policy.
+//! `GET`/`PATCH /api/v1/settings`: the acting tenant's policy. The patch
+//! body is read here (every bad field named) into a typed
+//! [`SettingsPatch`]; `tenants::policy` applies it.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::domain::audience;
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
-use crate::input::json::is_json;
-use crate::tenants::policy;
+use crate::input::json::{Body, Field, is_json};
+use crate::keys::fields::{AllowList, Audiences};
+use crate::routes::keys::parse::checked;
+use crate::tenants::policy::{self, MAX_AUDIENCES, MAX_LIFETIME_S, MAX_RANGES};
+use crate::tenants::request::{Changes, SettingsPatch};
 
 #[utoipa::path(operation_id = "getSettings", get, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),
     responses((status = 200, description = "The acting tenant's policy", body = crate::tenants::policy::SettingsView), crate::openapi::AdminErrors))]
@@ -15,8 +21,8 @@ pub async fn get(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.settings_admin()?;
-    let view = policy::view(&state, &principal.tenant).await?;
+    let power = principal.settings_admin()?;
+    let view = policy::view(&state.pool, power, &principal.tenant).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -30,12 +36,104 @@ pub async fn patch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, BODY_LIMIT).await?;
-    principal.settings_admin()?;
+    let power = principal.settings_admin()?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/merge-patch+json or application/json".to_owned(),
         ));
     }
-    let view = policy::patch(&state, &principal, &body).await?;
+    let request = parse_patch(&body)?;
+    let view = policy::patch(
+        &state.pool,
+        &state.settings.tokens.admin_audience,
+        &principal,
+        power,
+        request,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+pub(crate) const FIELDS: &[&str] = &[
+    "api_keys_enabled",
+    "default_key_lifetime_s",
+    "max_key_lifetime_s",
+    "max_keys_per_owner",
+    "default_token_ttl_s",
+    "max_token_ttl_s",
+    "require_ip_allowlist",
+    "allowed_ip_ranges",
+    "audiences",
+    "default_audience",
+    "default_rate_limit_per_s",
+    "force",
+];
+
+fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
+    match field {
+        Field::Absent => None,
+        Field::Null => Some(None),
+        Field::Value(v) => Some(Some(v)),
+    }
+}
+
+fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
+    match field {
+        Field::Null => {
+            body.error(name, "cannot be null");
+            None
+        }
+        other => other.value(),
+    }
+}
+
+/// Parses a patch body; every bad field is named.
+pub fn parse_patch(bytes: &[u8]) -> Result<SettingsPatch, ApiError> {
+    let mut body = Body::parse(bytes, FIELDS)?;
+    let f = body.boolean("api_keys_enabled");
+    let api_keys_enabled = not_null(&mut body, "api_keys_enabled", f);
+    let default_key_lifetime_s =
+        nullable(body.integer("default_key_lifetime_s", 60, MAX_LIFETIME_S));
+    let max_key_lifetime_s = nullable(body.integer("max_key_lifetime_s", 60, MAX_LIFETIME_S));
+    let f = body.integer("max_keys_per_owner", 1, 1000);
+    let max_keys_per_owner = not_null(&mut body, "max_keys_per_owner", f);
+    let f = body.integer("default_token_ttl_s", 30, 3600);
+    let default_token_ttl_s = not_null(&mut body, "default_token_ttl_s", f);
+    let f = body.integer("max_token_ttl_s", 30, 3600);
+    let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
+    let f = body.boolean("require_ip_allowlist");
+    let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
+    let f = body.strings("allowed_ip_ranges", MAX_RANGES, AllowList::check);
+    let f = checked(&mut body, "allowed_ip_ranges", f, AllowList::parse);
+    let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
+    let f = body.strings("audiences", MAX_AUDIENCES, Audiences::check);
+    let f = checked(&mut body, "audiences", f, Audiences::parse);
+    let audiences = not_null(&mut body, "audiences", f);
+    let f = body.string("default_audience", 1, 200);
+    let default_audience = not_null(&mut body, "default_audience", f);
+    if let Some(d) = &default_audience
+        && let Err(e) = audience::check(d)
+    {
+        body.error("default_audience", e);
+    }
+    let f = body.positive_number("default_rate_limit_per_s", 1_000_000.0);
+    let default_rate_limit_per_s = not_null(&mut body, "default_rate_limit_per_s", f);
+    let force = body.boolean("force").value().unwrap_or(false);
+    body.finish()?;
+    Ok(SettingsPatch {
+        changes: Changes {
+            api_keys_enabled,
+            default_key_lifetime_s,
+            max_key_lifetime_s,
+            max_keys_per_owner,
+            default_token_ttl_s,
+            max_token_ttl_s,
+            require_ip_allowlist,
+            allowed_ip_ranges,
+            audiences,
+            default_audience,
+            default_rate_limit_per_s,
+        },
+        force,
+    })
 }

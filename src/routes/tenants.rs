@@ -1,21 +1,21 @@
 //! `/api/v1/tenants`: the system tenant's administrators create and rename
-//! tenants. Slugs are immutable and never reused.
+//! tenants. Each handler: extract → parse into a typed request → one
+//! `tenants::service` call → serialize.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono::{NaiveDateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::audit;
 use crate::auth::Principal;
 use crate::db::models::Tenant;
-use crate::db::{self};
 use crate::error::{ApiError, FieldError};
 use crate::input::body::{BODY_LIMIT, read_limited};
-use crate::input::json::{Body, is_json};
-use crate::pagination::{Page, open_cursor, seal_cursor};
-use crate::tenants;
+use crate::input::json::{Body, is_json, page_limit};
+use crate::pagination::Page;
+use crate::tenants::request::{NewTenant, RenameTenant, TenantPage};
+use crate::tenants::{self, service};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
@@ -58,57 +58,14 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_limited(payload, BODY_LIMIT).await?;
-    principal.tenant_admin()?;
+    let power = principal.tenant_admin()?;
     if !is_json(&req, false) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/json".into(),
         ));
     }
-    let mut body = Body::parse(&bytes, &["slug", "name"])?;
-    let slug = body.string("slug", 1, 40).value();
-    match &slug {
-        Some(s) if !tenants::is_valid_slug(s) => {
-            body.error("slug", "must match ^[a-z0-9][a-z0-9-]{1,39}$")
-        }
-        None if !body.has("slug") => body.error("slug", "is required"),
-        _ => {}
-    }
-    let name = read_name(&mut body, true);
-    body.finish()?;
-    let (slug, name) = (slug.unwrap_or_default(), name.unwrap_or_default());
-    let actor = principal.actor();
-    let origin = principal.origin.clone();
-    let now = Utc::now().naive_utc();
-    let tenant = db::run(&state.pool, move |conn| {
-        db::write_transaction(conn, |conn| {
-            if tenants::find_by_slug(conn, &slug)?.is_some() {
-                return Err(ApiError::Conflict(format!("tenant `{slug}` exists")));
-            }
-            if tenants::audience_owner(conn, &tenants::default_audience(&slug))?.is_some() {
-                return Err(ApiError::Conflict(format!(
-                    "the audience {} is registered to another tenant",
-                    tenants::default_audience(&slug)
-                )));
-            }
-            let tenant = tenants::create(conn, &slug, &name, now)?;
-            audit::write(
-                conn,
-                audit::Record {
-                    tenant_id: Some(&tenant.id),
-                    action: "tenant.created",
-                    actor: &actor,
-                    origin: &origin,
-                    target_type: "tenant",
-                    target_id: &tenant.slug,
-                    success: true,
-                    details: serde_json::json!({ "name": tenant.name }),
-                },
-                now,
-            )?;
-            Ok::<_, ApiError>(tenant)
-        })
-    })
-    .await?;
+    let request = parse_new(&bytes)?;
+    let tenant = service::create(&state.pool, &principal, power, request).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/tenants/{}", tenant.slug)))
         .json(TenantView::from(&tenant)))
@@ -119,11 +76,6 @@ pub async fn create(
 pub struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TenantCursor {
-    after: String,
 }
 
 #[utoipa::path(operation_id = "listTenants", get, path = "/api/v1/tenants", tag = "tenants", security(("admin_bearer" = [])),
@@ -137,43 +89,12 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.tenant_admin()?;
-    let mut errors = Vec::new();
-    let limit = crate::input::json::page_limit(query.limit.as_deref(), &mut errors);
-    let after = match &query.cursor {
-        None => None,
-        Some(c) => match open_cursor::<TenantCursor>(&state.master, c) {
-            Some(c) => Some(c.after),
-            None => {
-                errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this list returned",
-                ));
-                None
-            }
-        },
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::invalid_fields(errors));
-    }
-    let mut rows = db::run(&state.pool, move |conn| {
-        tenants::list(conn, after.as_deref(), limit + 1).map_err(ApiError::from)
-    })
-    .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(seal_cursor(
-            &state.master,
-            &TenantCursor {
-                after: last.id.clone(),
-            },
-        )),
-        _ => None,
-    };
+    let power = principal.tenant_admin()?;
+    let request = parse_page(&query, &state)?;
+    let page = service::list(&state.pool, &state.master, power, request).await?;
     Ok(HttpResponse::Ok().json(Page {
-        items: rows.iter().map(TenantView::from).collect::<Vec<_>>(),
-        next_cursor,
+        items: page.items.iter().map(TenantView::from).collect::<Vec<_>>(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -189,47 +110,65 @@ pub async fn patch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_limited(payload, BODY_LIMIT).await?;
-    principal.tenant_admin()?;
+    let power = principal.tenant_admin()?;
     if !is_json(&req, true) {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be application/merge-patch+json or application/json".into(),
         ));
     }
-    let mut body = Body::parse(&bytes, &["name"])?;
+    let request = parse_rename(&bytes)?;
+    let tenant =
+        service::rename(&state.pool, &principal, power, slug.into_inner(), request).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(&tenant)))
+}
+
+fn parse_new(bytes: &[u8]) -> Result<NewTenant, ApiError> {
+    let mut body = Body::parse(bytes, &["slug", "name"])?;
+    let slug = body.string("slug", 1, 40).value();
+    match &slug {
+        Some(s) if !tenants::is_valid_slug(s) => {
+            body.error("slug", "must match ^[a-z0-9][a-z0-9-]{1,39}$")
+        }
+        None if !body.has("slug") => body.error("slug", "is required"),
+        _ => {}
+    }
+    let name = read_name(&mut body, true);
+    body.finish()?;
+    Ok(NewTenant {
+        slug: slug.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+    })
+}
+
+fn parse_rename(bytes: &[u8]) -> Result<RenameTenant, ApiError> {
+    let mut body = Body::parse(bytes, &["name"])?;
     let name = read_name(&mut body, false);
     if body.has("name") && name.is_none() {
         body.error("name", "cannot be removed");
     }
     body.finish()?;
-    let slug = slug.into_inner();
-    let actor = principal.actor();
-    let origin = principal.origin.clone();
-    let now = Utc::now().naive_utc();
-    let tenant = db::run(&state.pool, move |conn| {
-        db::write_transaction(conn, |conn| {
-            let mut tenant = tenants::find_by_slug(conn, &slug)?.ok_or(ApiError::NotFound)?;
-            if let Some(name) = name {
-                tenant.name = name;
-                tenant.updated_at = now;
-                tenants::rename(conn, &tenant.id, &tenant.name, now)?;
-                audit::write(
-                    conn,
-                    audit::Record {
-                        tenant_id: Some(&tenant.id),
-                        action: "tenant.updated",
-                        actor: &actor,
-                        origin: &origin,
-                        target_type: "tenant",
-                        target_id: &tenant.slug,
-                        success: true,
-                        details: serde_json::json!({ "fields": ["name"] }),
-                    },
-                    now,
-                )?;
+    Ok(RenameTenant { name })
+}
+
+/// The page size and cursor, both checked: every bad one named in one 400.
+fn parse_page(query: &ListQuery, state: &AppState) -> Result<TenantPage, ApiError> {
+    let mut errors = Vec::new();
+    let limit = page_limit(query.limit.as_deref(), &mut errors);
+    let after = match &query.cursor {
+        None => None,
+        Some(c) => match service::cursor_after(&state.master, c) {
+            Some(after) => Some(after),
+            None => {
+                errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this list returned",
+                ));
+                None
             }
-            Ok::<_, ApiError>(tenant)
-        })
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(TenantView::from(&tenant)))
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    Ok(TenantPage { limit, after })
 }

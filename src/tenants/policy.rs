@@ -5,23 +5,24 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use chrono::{NaiveDateTime, SecondsFormat, Utc};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
-use crate::app::AppState;
+use super::request::{Changes, SettingsPatch};
+use super::store;
 use crate::audit::{self, Actor, Origin};
-use crate::auth::Principal;
-use crate::db::models::{Tenant, TenantAudience};
-use crate::db::schema::{api_keys, tenant_audiences, tenants};
-use crate::db::{self, AnyConnection};
+use crate::db::models::Tenant;
+use crate::db::{self, AnyConnection, Pool};
 use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
-use crate::input::json::{Body, Field};
+use crate::keys::fields::Audiences;
+use crate::keys::store::live_audience_lists;
+use crate::powers::{Principal, SettingsAdmin};
 
 pub const MAX_AUDIENCES: usize = 50;
 pub const MAX_RANGES: usize = 100;
-const MAX_LIFETIME_S: i64 = 100 * 365 * 86_400;
+pub const MAX_LIFETIME_S: i64 = 100 * 365 * 86_400;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
@@ -38,14 +39,6 @@ pub struct SettingsView {
     pub default_audience: String,
     pub default_rate_limit_per_s: f64,
     pub updated_at: String,
-}
-
-pub fn audiences_of(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<String>> {
-    tenant_audiences::table
-        .filter(tenant_audiences::tenant_id.eq(tenant_id))
-        .select(tenant_audiences::audience)
-        .order(tenant_audiences::audience)
-        .load(conn)
 }
 
 fn ranges(tenant: &Tenant) -> Vec<String> {
@@ -73,112 +66,19 @@ fn to_view(tenant: &Tenant, audiences: Vec<String>) -> SettingsView {
     }
 }
 
-pub async fn view(state: &AppState, tenant: &Tenant) -> Result<SettingsView, ApiError> {
+/// `GET /api/v1/settings`: the tenant as it is now.
+pub async fn view(
+    pool: &Pool,
+    _power: SettingsAdmin,
+    tenant: &Tenant,
+) -> Result<SettingsView, ApiError> {
     let tenant = tenant.clone();
-    db::run(&state.pool, move |conn| {
-        let fresh = super::find_by_id(conn, &tenant.id)?.ok_or(ApiError::NotFound)?;
-        let audiences = audiences_of(conn, &fresh.id)?;
+    db::run(pool, move |conn| {
+        let fresh = store::find_by_id(conn, &tenant.id)?.ok_or(ApiError::NotFound)?;
+        let audiences = store::audiences_of(conn, &fresh.id)?;
         Ok(to_view(&fresh, audiences))
     })
     .await
-}
-
-pub(crate) const FIELDS: &[&str] = &[
-    "api_keys_enabled",
-    "default_key_lifetime_s",
-    "max_key_lifetime_s",
-    "max_keys_per_owner",
-    "default_token_ttl_s",
-    "max_token_ttl_s",
-    "require_ip_allowlist",
-    "allowed_ip_ranges",
-    "audiences",
-    "default_audience",
-    "default_rate_limit_per_s",
-    "force",
-];
-
-/// A parsed settings patch: `None` leaves a field as it is.
-#[derive(Debug, Default, Clone)]
-pub struct Changes {
-    pub api_keys_enabled: Option<bool>,
-    pub default_key_lifetime_s: Option<Option<i64>>,
-    pub max_key_lifetime_s: Option<Option<i64>>,
-    pub max_keys_per_owner: Option<i64>,
-    pub default_token_ttl_s: Option<i64>,
-    pub max_token_ttl_s: Option<i64>,
-    pub require_ip_allowlist: Option<bool>,
-    pub allowed_ip_ranges: Option<Vec<String>>,
-    pub audiences: Option<Vec<String>>,
-    pub default_audience: Option<String>,
-    pub default_rate_limit_per_s: Option<f64>,
-}
-
-fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
-    match field {
-        Field::Absent => None,
-        Field::Null => Some(None),
-        Field::Value(v) => Some(Some(v)),
-    }
-}
-
-fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
-    match field {
-        Field::Null => {
-            body.error(name, "cannot be null");
-            None
-        }
-        other => other.value(),
-    }
-}
-
-/// Parses a patch body; every bad field is named.
-pub fn parse(bytes: &[u8]) -> Result<(Changes, bool), ApiError> {
-    let mut body = Body::parse(bytes, FIELDS)?;
-    let f = body.boolean("api_keys_enabled");
-    let api_keys_enabled = not_null(&mut body, "api_keys_enabled", f);
-    let default_key_lifetime_s =
-        nullable(body.integer("default_key_lifetime_s", 60, MAX_LIFETIME_S));
-    let max_key_lifetime_s = nullable(body.integer("max_key_lifetime_s", 60, MAX_LIFETIME_S));
-    let f = body.integer("max_keys_per_owner", 1, 1000);
-    let max_keys_per_owner = not_null(&mut body, "max_keys_per_owner", f);
-    let f = body.integer("default_token_ttl_s", 30, 3600);
-    let default_token_ttl_s = not_null(&mut body, "default_token_ttl_s", f);
-    let f = body.integer("max_token_ttl_s", 30, 3600);
-    let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
-    let f = body.boolean("require_ip_allowlist");
-    let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
-    let f = body.strings("allowed_ip_ranges", MAX_RANGES, cidr::check);
-    let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
-    let f = body.strings("audiences", MAX_AUDIENCES, audience::check);
-    let audiences = not_null(&mut body, "audiences", f);
-    let f = body.string("default_audience", 1, 200);
-    let default_audience = not_null(&mut body, "default_audience", f);
-    if let Some(d) = &default_audience
-        && let Err(e) = audience::check(d)
-    {
-        body.error("default_audience", e);
-    }
-    let f = body.positive_number("default_rate_limit_per_s", 1_000_000.0);
-    let default_rate_limit_per_s = not_null(&mut body, "default_rate_limit_per_s", f);
-    let force = body.boolean("force").value().unwrap_or(false);
-    body.finish()?;
-    Ok((
-        Changes {
-            api_keys_enabled,
-            default_key_lifetime_s,
-            max_key_lifetime_s,
-            max_keys_per_owner,
-            default_token_ttl_s,
-            max_token_ttl_s,
-            require_ip_allowlist,
-            allowed_ip_ranges,
-            audiences,
-            default_audience,
-            default_rate_limit_per_s,
-        },
-        force,
-    ))
 }
 
 impl Changes {
@@ -207,7 +107,8 @@ impl Changes {
             t.require_ip_allowlist = v;
         }
         if let Some(v) = &self.allowed_ip_ranges {
-            t.allowed_ip_ranges = serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+            t.allowed_ip_ranges =
+                serde_json::to_string(v.as_slice()).unwrap_or_else(|_| "[]".into());
         }
         if let Some(v) = &self.default_audience {
             t.default_audience = v.clone();
@@ -305,12 +206,7 @@ fn live_key_audiences(
     conn: &mut AnyConnection,
     tenant_id: &str,
 ) -> QueryResult<Vec<HeldAudiences>> {
-    let texts: Vec<String> = api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant_id))
-        .filter(api_keys::deleted_at.is_null())
-        .filter(api_keys::revoked_at.is_null())
-        .select(api_keys::audiences)
-        .load(conn)?;
+    let texts = live_audience_lists(conn, tenant_id)?;
     Ok(texts
         .iter()
         .map(|text| match serde_json::from_str::<Vec<String>>(text) {
@@ -326,7 +222,7 @@ fn refuse_reserved(changes: &Changes, admin_audience: &str, slug: &str) -> Resul
     let reserved = |value: &str| audience::reserved_for(value, admin_audience, slug);
     let mut errors = Vec::new();
     let mut named = Vec::new();
-    for value in changes.audiences.iter().flatten() {
+    for value in changes.audiences.iter().flat_map(Audiences::as_slice) {
         if reserved(value) {
             named.push(ascii_quote(value));
             errors.push(FieldError::new(
@@ -371,18 +267,19 @@ pub fn apply(
     now: NaiveDateTime,
 ) -> Result<(Tenant, Vec<String>), ApiError> {
     db::write_transaction(conn, |conn| {
-        super::lock(conn, tenant_id)?;
-        let current = super::find_by_id(conn, tenant_id)?.ok_or(ApiError::NotFound)?;
+        store::lock(conn, tenant_id)?;
+        let current = store::find_by_id(conn, tenant_id)?.ok_or(ApiError::NotFound)?;
         let new = changes.apply(&current, now)?;
         refuse_reserved(changes, admin_audience, &current.slug)?;
         guard(&new)?;
         let mut wanted: BTreeSet<String> = match &changes.audiences {
-            Some(list) => list.iter().cloned().collect(),
-            None => audiences_of(conn, tenant_id)?.into_iter().collect(),
+            Some(list) => list.as_slice().iter().cloned().collect(),
+            None => store::audiences_of(conn, tenant_id)?.into_iter().collect(),
         };
         // The default audience is always registered.
         wanted.insert(new.default_audience.clone());
-        let existing: BTreeSet<String> = audiences_of(conn, tenant_id)?.into_iter().collect();
+        let existing: BTreeSet<String> =
+            store::audiences_of(conn, tenant_id)?.into_iter().collect();
         let gone: Vec<&String> = existing.difference(&wanted).collect();
         let held = if gone.is_empty() {
             Vec::new()
@@ -403,31 +300,18 @@ pub fn apply(
                     )],
                 });
             }
-            diesel::delete(tenant_audiences::table.find(gone)).execute(conn)?;
+            store::remove_audience(conn, gone)?;
         }
         for added in wanted.difference(&existing) {
-            let taken: Option<String> = tenant_audiences::table
-                .find(added)
-                .select(tenant_audiences::tenant_id)
-                .first(conn)
-                .optional()?;
-            if taken.is_some() {
+            if store::audience_owner(conn, added)?.is_some() {
                 return Err(ApiError::Conflict(format!(
                     "audience `{}` is registered to another tenant",
                     ascii_quote(added)
                 )));
             }
-            diesel::insert_into(tenant_audiences::table)
-                .values(&TenantAudience {
-                    audience: added.clone(),
-                    tenant_id: tenant_id.to_owned(),
-                    created_at: now,
-                })
-                .execute(conn)?;
+            store::add_audience(conn, tenant_id, added, now)?;
         }
-        diesel::update(tenants::table.find(tenant_id))
-            .set(&new)
-            .execute(conn)?;
+        store::update(conn, &new)?;
         audit::write(
             conn,
             audit::Record {
@@ -448,11 +332,13 @@ pub fn apply(
 
 /// `PATCH /api/v1/settings`.
 pub async fn patch(
-    state: &AppState,
+    pool: &Pool,
+    admin_audience: &str,
     principal: &Principal,
-    bytes: &[u8],
+    _power: SettingsAdmin,
+    patch: SettingsPatch,
 ) -> Result<SettingsView, ApiError> {
-    let (changes, force) = parse(bytes)?;
+    let SettingsPatch { changes, force } = patch;
     let tenant_id = principal.tenant.id.clone();
     let own_tenant = principal.tenant.id == principal.home.id;
     let caller_allowlist = principal.key.ip_allowlist.clone();
@@ -463,9 +349,9 @@ pub async fn patch(
         .and_then(|ip| ip.parse().ok());
     let actor = principal.actor();
     let origin = principal.origin.clone();
-    let admin_audience = state.settings.tokens.admin_audience.clone();
+    let admin_audience = admin_audience.to_owned();
     let now = Utc::now().naive_utc();
-    db::run(&state.pool, move |conn| {
+    db::run(pool, move |conn| {
         let guard = |new: &Tenant| {
             if own_tenant
                 && !force

@@ -1,0 +1,151 @@
+//! `api_keys` queries of the admin service: the owner quota, list and
+//! search, a merge patch, the audiences live keys hold.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::models::ApiKey;
+use crate::db::schema::api_keys;
+use crate::db::{AnyConnection, ReadBound};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+/// Keys of `owner` that still work: neither revoked, deleted nor expired.
+pub fn count_live(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    owner: &str,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::owner.eq(owner))
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::revoked_at.is_null())
+        .filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// Which keys a list asks for; every field already checked.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub tenant_id: String,
+    /// Case-insensitive substring of name, id or owner.
+    pub q: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    /// Only ids below this one (the previous page's last).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// A page of a tenant's keys, newest first (ids are UUID v7), for the
+/// admin lane: `bound` keeps a search within its time on SQLite.
+pub fn list_page(
+    conn: &mut AnyConnection,
+    bound: &ReadBound,
+    filter: &ListFilter,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<ApiKey>> {
+    let mut select = api_keys::table
+        .filter(api_keys::tenant_id.eq(&filter.tenant_id))
+        .filter(api_keys::deleted_at.is_null())
+        .select(ApiKey::as_select())
+        .order(api_keys::id.desc())
+        .limit(filter.limit)
+        .into_boxed();
+    // Before the costly conditions, so every row visited checks it.
+    if let Some(guard) = bound.sqlite_guard() {
+        select = select.filter(guard);
+    }
+    if let Some(after) = &filter.before_id {
+        select = select.filter(api_keys::id.lt(after.clone()));
+    }
+    if let Some(owner) = &filter.owner {
+        select = select.filter(api_keys::owner.eq(owner.clone()));
+    }
+    if let Some(q) = &filter.q {
+        let pattern = like_pattern(q);
+        select = select.filter(
+            lower(api_keys::name.nullable())
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(api_keys::id.nullable())
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower(api_keys::owner).like(pattern).escape('\\')),
+        );
+    }
+    select = match filter.status.as_deref() {
+        Some("revoked") => select.filter(api_keys::revoked_at.is_not_null()),
+        Some("expired") => select
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::expires_at.le(now)),
+        Some("active") => select.filter(api_keys::revoked_at.is_null()).filter(
+            api_keys::expires_at
+                .is_null()
+                .or(api_keys::expires_at.gt(now)),
+        ),
+        _ => select,
+    };
+    select.load::<ApiKey>(conn)
+}
+
+/// A merge patch's columns: `None` leaves one as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = api_keys)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub ip_allowlist: Option<Option<String>>,
+    pub metadata: Option<Option<String>>,
+    pub claims: Option<Option<String>>,
+    pub expires_at: Option<Option<NaiveDateTime>>,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Applies a merge patch to one key of the tenant.
+pub fn update(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    changes: &KeyChanges,
+) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::tenant_id.eq(tenant_id)),
+    )
+    .set(changes)
+    .execute(conn)
+}
+
+/// The `audiences` column (JSON text) of the tenant's keys that are
+/// neither revoked nor deleted; the caller parses them.
+pub fn live_audience_lists(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<String>> {
+    api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::revoked_at.is_null())
+        .select(api_keys::audiences)
+        .load(conn)
+}
