@@ -25,6 +25,7 @@ pub mod client_credentials;
 pub mod form;
 pub mod signed;
 pub mod simple;
+pub mod store;
 pub mod token_exchange;
 
 use std::net::IpAddr;
@@ -41,7 +42,7 @@ use crate::db::{self, AnyConnection, DbError};
 use crate::domain::cidr;
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::keys::secret::ApiKeySecret;
-use crate::keys::store::{self, Candidate};
+use crate::keys::store::{self as key_store, Candidate};
 use crate::keys::{SecurityLevel, Status};
 use crate::limits::{Limiter, address_bucket};
 use crate::tenants;
@@ -186,7 +187,7 @@ pub fn authenticate(
     expected_id: Option<&str>,
     now: chrono::NaiveDateTime,
 ) -> diesel::QueryResult<Result<Candidate, Denial>> {
-    let Some(candidate) = store::find_by_secret_hash(conn, &secret.hash())? else {
+    let Some(candidate) = key_store::find_by_secret_hash(conn, &secret.hash())? else {
         return Ok(Err(Denial::Unknown));
     };
     Ok(match unusable(&candidate, expected_id, now) {
