@@ -13,9 +13,10 @@ use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::revoked_tokens;
 use crate::db::{self, AnyConnection};
 use crate::error::{ApiError, AuthScheme, OAuthError, OAuthErrorCode};
-use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
+use crate::grants::form::{self, FormParams};
 use crate::grants::{self, Credential, Flavor, Presented, client_credentials};
 use crate::input::authorization::split_authorization;
+use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
 use crate::keys::{Status, store};
 use crate::telemetry::RequestId;
@@ -42,7 +43,7 @@ async fn read_form(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let body = read_token_body(payload, TOKEN_BODY_LIMIT).await?;
     let signed = crate::routes::token::signed_credential(req, &body)?;
     Ok((FormParams::parse(&body)?, signed))
 }

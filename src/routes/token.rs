@@ -6,8 +6,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
+use crate::grants::form::{self, FormParams};
 use crate::grants::{self, Credential, Flavor, client_credentials, signed, simple, token_exchange};
+use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 
@@ -55,7 +56,7 @@ pub async fn oauth_token(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let body = read_token_body(payload, TOKEN_BODY_LIMIT).await?;
     let mut form = FormParams::parse(&body)?;
     let signed = signed_credential(&req, &body)?;
     drop(body);
@@ -140,7 +141,7 @@ pub async fn api_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     form::reject_query(&req)?;
-    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let body = read_token_body(payload, TOKEN_BODY_LIMIT).await?;
     let credential = match signed_credential(&req, &body)? {
         Some(signed) => {
             if req.headers().contains_key("x-api-key") {
