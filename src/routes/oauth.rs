@@ -64,8 +64,14 @@ async fn authenticate_key(
 ) -> Result<Caller, OAuthError> {
     let ip = client_ip(req, &state.settings.server);
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let found =
-        grants::authenticate_client(state, credential, &Flavor::Client, ip, request_id).await?;
+    let found = grants::authenticate_client(
+        crate::routes::token::grant_context(state),
+        credential,
+        &Flavor::Client,
+        ip,
+        request_id,
+    )
+    .await?;
     Ok(Caller {
         via_previous: found.via_previous,
         key: found.key,
