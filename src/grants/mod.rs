@@ -24,6 +24,8 @@
 pub mod client_credentials;
 mod exchange;
 pub mod form;
+pub mod introspect;
+pub mod revoke;
 pub mod signed;
 pub mod simple;
 pub mod store;
