@@ -7,13 +7,15 @@ use std::net::IpAddr;
 
 use chrono::Utc;
 
-use super::{
-    Context, Credential, Denial, Flavor, Reason, TokenResponse, admit, authenticate, signed,
-};
 use crate::audit::{self, Actor, Origin};
 use crate::crypto::master::MasterKey;
 use crate::db::{self, AnyConnection, DbError};
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
+use crate::grants::authenticate::{admit, authenticate};
+use crate::grants::context::Context;
+use crate::grants::credential::{Credential, Flavor, TokenResponse};
+use crate::grants::refusal::{Denial, Reason};
+use crate::grants::signed;
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::Candidate;
 use crate::limits::{Limiter, address_bucket};

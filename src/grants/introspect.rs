@@ -7,11 +7,11 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::Context;
-use super::store as grants_store;
 use crate::db::models::Tenant;
 use crate::db::{self, AnyConnection};
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::grants::context::Context;
+use crate::grants::store as grants_store;
 use crate::keys::Status;
 use crate::keys::store;
 use crate::tokens::issue::AccessClaims;

@@ -8,11 +8,13 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::store::{self as grants_store, Revocation};
-use super::{Context, Credential, Flavor, Presented, authenticate_client};
 use crate::audit::{Actor, Origin};
 use crate::db;
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
+use crate::grants::context::Context;
+use crate::grants::credential::{Credential, Flavor, Presented};
+use crate::grants::exchange::authenticate_client;
+use crate::grants::store::{self as grants_store, Revocation};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
 use crate::keys::store::{self, Candidate};
 use crate::tokens::verify;

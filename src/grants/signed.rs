@@ -23,8 +23,8 @@ use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::{AnyConnection, DbError};
 use crate::error::OAuthError;
+use crate::grants::refusal::{Denial, Reason, lifecycle_refusal};
 use crate::grants::store as grants_store;
-use crate::grants::{Denial, Reason};
 use crate::keys::SecurityLevel;
 use crate::keys::store::{self, Candidate};
 
@@ -198,7 +198,7 @@ fn hmac_matches(master: &MasterKey, key: &ApiKey, sealed: &[u8], request: &Signe
 /// Why the key a signed request names may not sign now, before its
 /// signature is looked at.
 fn unusable(key: &ApiKey, now: NaiveDateTime) -> Option<Reason> {
-    if let Some(reason) = crate::grants::lifecycle_refusal(key, now) {
+    if let Some(reason) = lifecycle_refusal(key, now) {
         return Some(reason);
     }
     if key.security_level != SecurityLevel::Advanced.as_str() || key.secret_enc.is_none() {
