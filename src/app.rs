@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::auth::denials::AdminDenials;
+use crate::audit::denials::AdminDenials;
 use crate::config::Settings;
 use crate::crypto::master::MasterKey;
 use crate::db::{self, Pool};

@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use chrono::Utc;
 
 use crate::app::AppState;
-use crate::auth::denials::AdminDenials;
+use crate::audit::denials::AdminDenials;
 use crate::bootstrap;
 use crate::config::Settings;
 use crate::crypto::check;

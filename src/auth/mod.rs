@@ -18,17 +18,17 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use chrono::Utc;
-use diesel::prelude::*;
 
 use crate::app::AppState;
 use crate::audit::Origin;
 use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
-use crate::db::schema::{api_keys, revoked_tokens, tenants as tenants_table};
 use crate::db::{self, AnyConnection};
 use crate::error::ApiError;
+use crate::grants::store as grants_store;
 use crate::input::authorization::split_authorization;
 use crate::keys::Status;
+use crate::keys::store as key_store;
 use crate::telemetry::RequestId;
 use crate::tenants;
 use crate::tokens::verify;
@@ -52,21 +52,11 @@ fn load_caller(
     conn: &mut AnyConnection,
     key_id: &str,
     jti: &str,
-) -> QueryResult<Option<(ApiKey, Tenant, bool)>> {
-    let found: Option<(ApiKey, Tenant)> = api_keys::table
-        .inner_join(tenants_table::table)
-        .filter(api_keys::id.eq(key_id))
-        .filter(api_keys::deleted_at.is_null())
-        .select((ApiKey::as_select(), Tenant::as_select()))
-        .first(conn)
-        .optional()?;
-    let Some((key, tenant)) = found else {
+) -> diesel::QueryResult<Option<(ApiKey, Tenant, bool)>> {
+    let Some((key, tenant)) = key_store::find_live_with_tenant(conn, key_id)? else {
         return Ok(None);
     };
-    let revoked: bool = diesel::select(diesel::dsl::exists(
-        revoked_tokens::table.filter(revoked_tokens::jti.eq(jti)),
-    ))
-    .get_result(conn)?;
+    let revoked = grants_store::is_revoked(conn, jti)?;
     Ok(Some((key, tenant, revoked)))
 }
 

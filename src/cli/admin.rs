@@ -2,7 +2,6 @@
 //! each change in one transaction with its audit event (actor `cli`).
 
 use chrono::Utc;
-use diesel::RunQueryDsl;
 
 use super::{CreateKeyArgs, KeysCommand};
 use crate::audit::{Actor, Origin};
@@ -329,9 +328,7 @@ pub fn bench_seed(
                 };
                 let (row, secret) = store::prepare(&new, &settings.tokens.key_prefix, now)
                     .map_err(|_| diesel::result::Error::RollbackTransaction)?;
-                diesel::insert_into(crate::db::schema::api_keys::table)
-                    .values(&row)
-                    .execute(conn)?;
+                store::insert_unaudited(conn, &row)?;
                 lines.push(format!("{} {}", row.id, secret.expose()));
             }
             Ok::<_, diesel::result::Error>(())

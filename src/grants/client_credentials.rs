@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::Presented;
+use crate::grants::credential::Presented;
 use crate::grants::form::FormParams;
 use crate::input::authorization::split_authorization;
 

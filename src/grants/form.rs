@@ -1,18 +1,16 @@
-//! Strict reading of token-endpoint requests: the media type, the body size,
-//! and `application/x-www-form-urlencoded` parameters (at most 20, none
+//! Strict reading of token-endpoint requests: the media type and
+//! `application/x-www-form-urlencoded` parameters (at most 20, none
 //! repeated, none in the query string). Values are held in zeroizing strings:
-//! some are secrets.
+//! some are secrets. The body itself is read, capped, by
+//! the HTTP input floor (`input::body`).
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, web};
-use futures_util::StreamExt;
+use actix_web::HttpRequest;
 use zeroize::Zeroizing;
 
 use crate::error::OAuthError;
 
-/// Bodies of `/oauth/*` and `/api/v1/token`.
-pub const TOKEN_BODY_LIMIT: usize = 8 * 1024;
 pub const MAX_PARAMS: usize = 20;
 
 #[derive(Default)]
@@ -78,41 +76,6 @@ pub fn reject_query(req: &HttpRequest) -> Result<(), OAuthError> {
             "parameters must be sent in the body, not the query string",
         ))
     }
-}
-
-/// Why a body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyError {
-    TooLarge,
-    Unreadable,
-}
-
-/// Reads a request body up to `limit` bytes into a zeroizing buffer (token
-/// endpoint bodies carry secrets). Every route reads its body through this.
-pub async fn read_capped(
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Zeroizing<Vec<u8>>, BodyError> {
-    let mut body = Zeroizing::new(Vec::new());
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Reads the body up to `limit` bytes; beyond it, 413 with an OAuth body.
-pub async fn read_body(
-    payload: web::Payload,
-    limit: usize,
-) -> Result<Zeroizing<Vec<u8>>, OAuthError> {
-    read_capped(payload, limit).await.map_err(|e| match e {
-        BodyError::TooLarge => OAuthError::payload_too_large(limit),
-        BodyError::Unreadable => OAuthError::invalid_request("the body could not be read"),
-    })
 }
 
 #[cfg(test)]

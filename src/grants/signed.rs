@@ -18,16 +18,15 @@
 
 use actix_web::HttpRequest;
 use chrono::{DateTime, NaiveDateTime};
-use diesel::prelude::*;
 
 use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
-use crate::db::schema::{api_keys, tenants, used_nonces};
 use crate::db::{AnyConnection, DbError};
 use crate::error::OAuthError;
-use crate::grants::{Denial, Reason};
+use crate::grants::refusal::{Denial, Reason, lifecycle_refusal};
+use crate::grants::store as grants_store;
 use crate::keys::SecurityLevel;
-use crate::keys::store::Candidate;
+use crate::keys::store::{self, Candidate};
 
 pub const SCHEME: &str = "KM-HMAC-SHA256";
 pub const KEY_ID_HEADER: &str = "x-keymint-key-id";
@@ -189,11 +188,7 @@ fn stand_in_check(master: &MasterKey, request: &SignedRequest) {
 }
 
 fn hmac_matches(master: &MasterKey, key: &ApiKey, sealed: &[u8], request: &SignedRequest) -> bool {
-    let Ok(secret) = master.decrypt(
-        Purpose::ApiKeySecrets,
-        &crate::keys::store::secret_aad(key),
-        sealed,
-    ) else {
+    let Ok(secret) = master.decrypt(Purpose::ApiKeySecrets, &store::secret_aad(key), sealed) else {
         return false;
     };
     let hmac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
@@ -203,7 +198,7 @@ fn hmac_matches(master: &MasterKey, key: &ApiKey, sealed: &[u8], request: &Signe
 /// Why the key a signed request names may not sign now, before its
 /// signature is looked at.
 fn unusable(key: &ApiKey, now: NaiveDateTime) -> Option<Reason> {
-    if let Some(reason) = crate::grants::lifecycle_refusal(key, now) {
+    if let Some(reason) = lifecycle_refusal(key, now) {
         return Some(reason);
     }
     if key.security_level != SecurityLevel::Advanced.as_str() || key.secret_enc.is_none() {
@@ -225,12 +220,7 @@ pub fn verify(
     now: NaiveDateTime,
 ) -> Result<Result<Candidate, Refused>, DbError> {
     // Deleted keys are loaded too: a request naming one is that key's denial.
-    let found: Option<(ApiKey, Tenant)> = api_keys::table
-        .inner_join(tenants::table)
-        .filter(api_keys::id.eq(&request.key_id))
-        .select((ApiKey::as_select(), Tenant::as_select()))
-        .first(conn)
-        .optional()?;
+    let found = store::find_with_tenant(conn, &request.key_id)?;
     let Some((key, tenant)) = found else {
         stand_in_check(master, request);
         return Ok(Err((SignedError::Invalid, Denial::Unknown)));
@@ -282,23 +272,13 @@ pub fn record_nonce(
     let expires_at = DateTime::from_timestamp_millis(request.timestamp_ms + MAX_SKEW_MS)
         .map(|t| t.naive_utc())
         .unwrap_or(now);
-    let inserted = diesel::insert_into(used_nonces::table)
-        .values((
-            used_nonces::key_id.eq(&candidate.key.id),
-            used_nonces::nonce.eq(&request.nonce),
-            used_nonces::expires_at.eq(expires_at),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(Ok(candidate)),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(Err((
+    if grants_store::record_nonce(conn, &candidate.key.id, &request.nonce, expires_at)? {
+        Ok(Ok(candidate))
+    } else {
+        Ok(Err((
             SignedError::Reused,
             Denial::Key(Box::new(candidate), Reason::NonceReused),
-        ))),
-        Err(other) => Err(other.into()),
+        )))
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::Presented;
+use crate::grants::credential::Presented;
 use crate::grants::form::has_media_type;
 use crate::input::authorization::split_authorization;
 use crate::tokens::issue::Requested;

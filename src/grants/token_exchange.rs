@@ -5,11 +5,11 @@
 use actix_web::HttpRequest;
 
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::form::FormParams;
-use crate::grants::{
+use crate::grants::client_credentials;
+use crate::grants::credential::{
     Flavor, Presented, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_API_KEY, TOKEN_TYPE_JWT,
-    client_credentials,
 };
+use crate::grants::form::FormParams;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 

@@ -416,3 +416,44 @@ impl ApiKey {
         serde_json::from_str(&self.audiences).unwrap_or_default()
     }
 }
+
+// Finders for the grants, the admin extractor and the CLI (helper B, issue #15).
+
+/// A key and its tenant by the key's id, deleted or not: a signed request
+/// naming a deleted key is that key's denial, not an unknown key's.
+pub fn find_with_tenant(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> QueryResult<Option<(ApiKey, Tenant)>> {
+    api_keys::table
+        .inner_join(tenants::table)
+        .filter(api_keys::id.eq(id))
+        .select((ApiKey::as_select(), Tenant::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// A key that is not deleted and its tenant, by the key's id (the admin
+/// extractor's caller).
+pub fn find_live_with_tenant(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> QueryResult<Option<(ApiKey, Tenant)>> {
+    api_keys::table
+        .inner_join(tenants::table)
+        .filter(api_keys::id.eq(id))
+        .filter(api_keys::deleted_at.is_null())
+        .select((ApiKey::as_select(), Tenant::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// Inserts a prepared key with no audit event: only for the benchmark
+/// seeder, whose hundreds of thousands of keys would otherwise bury the
+/// audit log.
+pub fn insert_unaudited(conn: &mut AnyConnection, row: &ApiKey) -> QueryResult<()> {
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}

@@ -6,8 +6,11 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::grants::form::{self, FormParams, TOKEN_BODY_LIMIT};
-use crate::grants::{self, Credential, Flavor, client_credentials, signed, simple, token_exchange};
+use crate::grants::form::{self, FormParams};
+use crate::grants::{
+    self, Context, Credential, Flavor, client_credentials, signed, simple, token_exchange,
+};
+use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 
@@ -15,6 +18,19 @@ const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// The part of the state the grant services use: they never see the
+/// whole of it.
+pub fn grant_context(state: &AppState) -> Context<'_> {
+    Context {
+        pool: &state.pool,
+        master: &state.master,
+        keyring: &state.keyring,
+        limiter: &state.limiter,
+        usage: &state.usage,
+        tokens: &state.settings.tokens,
+    }
 }
 
 /// A signed request's credential, if the request is signed.
@@ -55,7 +71,7 @@ pub async fn oauth_token(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let body = read_token_body(payload, TOKEN_BODY_LIMIT).await?;
     let mut form = FormParams::parse(&body)?;
     let signed = signed_credential(&req, &body)?;
     drop(body);
@@ -75,7 +91,7 @@ pub async fn oauth_token(
                 None => Credential::Secret(client_credentials::credentials(&req, &mut form)?),
             };
             grants::exchange(
-                &state,
+                grant_context(&state),
                 credential,
                 requested(&form),
                 Flavor::Client,
@@ -94,7 +110,7 @@ pub async fn oauth_token(
             let client_key_id = match exchange.client.take() {
                 Some(client) => Some(
                     grants::authenticate_client(
-                        &state,
+                        grant_context(&state),
                         Credential::Secret(client),
                         &exchange.flavor(None),
                         ip,
@@ -108,7 +124,7 @@ pub async fn oauth_token(
             };
             let flavor = exchange.flavor(client_key_id);
             grants::exchange(
-                &state,
+                grant_context(&state),
                 Credential::Secret(exchange.subject),
                 requested(&form),
                 flavor,
@@ -140,7 +156,7 @@ pub async fn api_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     form::reject_query(&req)?;
-    let body = form::read_body(payload, TOKEN_BODY_LIMIT).await?;
+    let body = read_token_body(payload, TOKEN_BODY_LIMIT).await?;
     let credential = match signed_credential(&req, &body)? {
         Some(signed) => {
             if req.headers().contains_key("x-api-key") {
@@ -155,7 +171,7 @@ pub async fn api_token(
     let requested = simple::requested(&req, &body)?;
     let ip = client_ip(&req, &state.settings.server);
     let response = grants::exchange(
-        &state,
+        grant_context(&state),
         credential,
         requested,
         Flavor::Client,

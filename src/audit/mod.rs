@@ -2,6 +2,8 @@
 //! that makes the change. Events never hold a secret, a secret's hash or an
 //! `Authorization` value; `details` is built by the caller from known fields.
 
+pub mod denials;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -249,6 +251,11 @@ pub fn list(
         query = query.filter(e::id.lt(before.clone()));
     }
     query.load(conn)
+}
+
+/// Deletes every event older than `before` (retention); how many went.
+pub fn purge_before(conn: &mut AnyConnection, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(audit_events::table.filter(audit_events::at.lt(before))).execute(conn)
 }
 
 /// Records a denial without letting a flood of them fill the table: the

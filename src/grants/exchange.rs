@@ -1,0 +1,414 @@
+//! The shared checklist of an exchange (see the module above for its
+//! steps) and client authentication outside one: both authenticate and
+//! admit a key the same way, behind the same failed-authentication guard,
+//! and audit a refusal alike.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+
+use crate::audit::{self, Actor, Origin};
+use crate::crypto::master::MasterKey;
+use crate::db::{self, AnyConnection, DbError};
+use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
+use crate::grants::authenticate::{admit, authenticate};
+use crate::grants::context::Context;
+use crate::grants::credential::{Credential, Flavor, TokenResponse};
+use crate::grants::refusal::{Denial, Reason};
+use crate::grants::signed;
+use crate::keys::secret::ApiKeySecret;
+use crate::keys::store::Candidate;
+use crate::limits::{Limiter, address_bucket};
+use crate::tenants;
+use crate::tokens::issue::{self, Requested};
+
+/// How client authentication failed, as far as the answer goes.
+enum Failure {
+    /// Unknown, malformed or unusable credentials: one answer for all.
+    Unknown,
+    /// A signed request refused; the error says only what the client may know.
+    BadSignature(signed::SignedError),
+    /// Authenticated, but not admitted (tenant switch, address).
+    Refused(Reason),
+    /// Authenticated, but over the key's rate: retry after this many seconds.
+    RateLimited(u64),
+}
+
+impl Failure {
+    /// Whether it counts against the client address's failed
+    /// authentications: only credentials that did not prove a key do.
+    fn is_bad_credential(&self) -> bool {
+        matches!(self, Failure::Unknown | Failure::BadSignature(_))
+    }
+}
+
+enum Outcome {
+    Failed(Failure),
+    Issued(Box<Candidate>, issue::Decision),
+    Rejected(OAuthError),
+}
+
+/// `token.denied` for a refused credential: a known key's denial goes to
+/// its tenant with the reason; a secret that matches no key is summarised
+/// per address. Either way the first per minute is written and later ones
+/// only count.
+fn record_denial(
+    conn: &mut AnyConnection,
+    denial: &Denial,
+    client_ip: Option<IpAddr>,
+    origin: &Origin,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    match denial {
+        Denial::Unknown => {
+            let bucket = address_bucket(client_ip);
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: None,
+                    action: "token.denied",
+                    actor: &Actor::anonymous(),
+                    origin,
+                    target_type: "address",
+                    target_id: &bucket,
+                    success: false,
+                    details: serde_json::json!({ "reason": "unknown_key" }),
+                },
+                &format!("unknown:{bucket}"),
+                now,
+            )
+        }
+        Denial::Key(candidate, reason) => {
+            let key = &candidate.key;
+            let reason = reason.as_str();
+            audit::denied(
+                conn,
+                audit::Record {
+                    tenant_id: Some(&key.tenant_id),
+                    action: "token.denied",
+                    actor: &Actor::key(
+                        &key.id,
+                        key.owner.as_deref().unwrap_or_default(),
+                        &candidate.tenant.slug,
+                    ),
+                    origin,
+                    target_type: "key",
+                    target_id: &key.id,
+                    success: false,
+                    details: serde_json::json!({ "reason": reason }),
+                },
+                &format!("{}:{reason}", key.id),
+                now,
+            )
+        }
+    }
+}
+
+/// Takes one token from the key's bucket (its `rate_limit_per_s`, else the
+/// tenant default).
+fn spend(limiter: &Limiter, candidate: &Candidate) -> Result<(), u64> {
+    let rate = candidate
+        .key
+        .rate_limit_per_s
+        .unwrap_or(candidate.tenant.default_rate_limit_per_s);
+    limiter.take(&candidate.key.id, rate)
+}
+
+/// Steps 2–5, blocking: the key the proof names, usable, within its rate
+/// (when `bucket` is given) and admitted, or the failure, audited (a
+/// request over its rate is not: it is not a refusal of the key).
+fn identify(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    proof: &Proof,
+    bucket: Option<&Limiter>,
+    client_ip: Option<IpAddr>,
+    origin: &Origin,
+    now: chrono::NaiveDateTime,
+) -> Result<Result<Candidate, Failure>, DbError> {
+    let found = match proof {
+        Proof::Secret(secret, expected_id) => {
+            authenticate(conn, secret, expected_id.as_deref(), now)?
+                .map_err(|denial| (Failure::Unknown, denial))
+        }
+        Proof::Signed(request) => signed::verify(conn, master, request, now)?
+            .map_err(|(error, denial)| (Failure::BadSignature(error), denial)),
+    };
+    let candidate = match found {
+        Ok(candidate) => candidate,
+        Err((failure, denial)) => {
+            record_denial(conn, &denial, client_ip, origin, now)?;
+            return Ok(Err(failure));
+        }
+    };
+    if let Some(limiter) = bucket
+        && let Err(retry_after_s) = spend(limiter, &candidate)
+    {
+        return Ok(Err(Failure::RateLimited(retry_after_s)));
+    }
+    if let Err(reason) = admit(&candidate, client_ip) {
+        record_denial(
+            conn,
+            &Denial::Key(Box::new(candidate), reason),
+            client_ip,
+            origin,
+            now,
+        )?;
+        return Ok(Err(Failure::Refused(reason)));
+    }
+    let Proof::Signed(request) = proof else {
+        return Ok(Ok(candidate));
+    };
+    match signed::record_nonce(conn, request, candidate, now)? {
+        Ok(candidate) => Ok(Ok(candidate)),
+        Err((error, denial)) => {
+            record_denial(conn, &denial, client_ip, origin, now)?;
+            Ok(Err(Failure::BadSignature(error)))
+        }
+    }
+}
+
+impl Flavor {
+    /// The answer to a failed client authentication or admission.
+    fn answer(&self, failure: Failure, scheme: AuthScheme) -> OAuthError {
+        match failure {
+            Failure::Unknown => match self {
+                Flavor::Client => OAuthError::invalid_client(scheme),
+                Flavor::TokenExchange { .. } => {
+                    OAuthError::invalid_request("subject_token is invalid")
+                }
+            },
+            Failure::BadSignature(err) => OAuthError::from(err),
+            Failure::RateLimited(retry_after_s) => OAuthError::rate_limited(retry_after_s),
+            Failure::Refused(reason) => {
+                let description = match reason {
+                    Reason::ApiKeysDisabled => "API keys are disabled for this tenant",
+                    _ => "this key may not be used from this address",
+                };
+                match self {
+                    Flavor::Client => {
+                        OAuthError::new(OAuthErrorCode::UnauthorizedClient, description)
+                    }
+                    Flavor::TokenExchange { .. } => OAuthError::invalid_request(description),
+                }
+            }
+        }
+    }
+}
+
+/// The shared checklist, counted in the metrics by grant and refusal reason.
+pub async fn exchange(
+    ctx: Context<'_>,
+    credential: Credential,
+    requested: Requested,
+    flavor: Flavor,
+    client_ip: Option<IpAddr>,
+    request_id: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = match (&flavor, &credential) {
+        (Flavor::TokenExchange { .. }, _) => "token_exchange",
+        (Flavor::Client, Credential::Signed(_)) => "signed_request",
+        (Flavor::Client, Credential::Secret(p)) if p.scheme == AuthScheme::ApiKey => "api_key",
+        (Flavor::Client, Credential::Secret(_)) => "client_credentials",
+    };
+    let result = checklist(ctx, credential, requested, flavor, client_ip, request_id).await;
+    match &result {
+        Ok(_) => crate::metrics::token_issued(grant),
+        Err(err) => crate::metrics::token_refused(err.code.as_str()),
+    }
+    result
+}
+
+/// Authenticate, admit, decide, sign.
+async fn checklist(
+    ctx: Context<'_>,
+    credential: Credential,
+    requested: Requested,
+    flavor: Flavor,
+    client_ip: Option<IpAddr>,
+    request_id: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
+    let scheme = match &credential {
+        Credential::Secret(p) => p.scheme,
+        Credential::Signed(_) => AuthScheme::Hmac,
+    };
+    let fail = |failure: Failure| {
+        if failure.is_bad_credential() {
+            ctx.limiter.record_failure(client_ip);
+        }
+        flavor.answer(failure, scheme)
+    };
+    ctx.limiter
+        .check_address(client_ip)
+        .map_err(OAuthError::rate_limited)?;
+    let now = Utc::now();
+    let now_naive = now.naive_utc();
+    let proof = match Proof::check(credential, now.timestamp_millis()) {
+        Ok(proof) => proof,
+        Err(failure) => return Err(fail(failure)),
+    };
+    let admin_audience = ctx.tokens.admin_audience.clone();
+    let master = ctx.master.clone();
+    let limiter = ctx.limiter.clone();
+    let origin = Origin {
+        ip: client_ip.map(|ip| ip.to_string()),
+        request_id,
+    };
+    let outcome = db::run(ctx.pool, move |conn| {
+        let identified = identify(
+            conn,
+            &master,
+            &proof,
+            Some(&limiter),
+            client_ip,
+            &origin,
+            now_naive,
+        )?;
+        let candidate = match identified {
+            Ok(candidate) => candidate,
+            Err(failure) => return Ok::<_, OAuthError>(Outcome::Failed(failure)),
+        };
+        let decision = match issue::decide(&candidate, &requested, &admin_audience, now_naive) {
+            Ok(decision) => decision,
+            Err(err) => return Ok(Outcome::Rejected(err)),
+        };
+        // Registration is re-checked at every issue, for a key's default
+        // audience too: the tenant may have given it up since the key was
+        // made.
+        if decision.audience != admin_audience
+            && !tenants::has_audience(conn, &candidate.tenant.id, &decision.audience)?
+        {
+            return Ok(Outcome::Rejected(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "the audience is not registered for this tenant",
+            )));
+        }
+        Ok(Outcome::Issued(Box::new(candidate), decision))
+    })
+    .await?;
+
+    let (candidate, decision) = match outcome {
+        Outcome::Failed(failure) => return Err(fail(failure)),
+        Outcome::Rejected(err) => return Err(err),
+        Outcome::Issued(candidate, decision) => (candidate, decision),
+    };
+    if let Flavor::TokenExchange {
+        client_key_id: Some(client),
+        ..
+    } = &flavor
+        && *client != candidate.key.id
+    {
+        return Err(OAuthError::invalid_request(
+            "the authenticated client is not the subject_token's key",
+        ));
+    }
+
+    let now_unix = now.timestamp();
+    let signer = ctx.keyring.signer(now_unix).ok_or_else(|| {
+        // /readyz says the same; the reload loop repairs it.
+        tracing::error!("no signing key can sign");
+        OAuthError::unavailable(1)
+    })?;
+    let claims = issue::claims(&candidate, &decision, &ctx.tokens.issuer, now_unix);
+    let access_token = signer.sign(&claims).map_err(OAuthError::server_error)?;
+    ctx.usage.record(&candidate.key.id, now_naive);
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: decision.ttl_s,
+        scope: claims.scope,
+        issued_token_type: match flavor {
+            Flavor::TokenExchange {
+                issued_token_type, ..
+            } => Some(issued_token_type),
+            Flavor::Client => None,
+        },
+    })
+}
+
+/// What was presented, once its form has been checked.
+enum Proof {
+    Secret(ApiKeySecret, Option<String>),
+    Signed(signed::SignedRequest),
+}
+
+impl Proof {
+    /// Step 1, before any database work: a secret's format and checksum, a
+    /// signed request's timestamp.
+    fn check(credential: Credential, now_ms: i64) -> Result<Self, Failure> {
+        match credential {
+            Credential::Secret(presented) => match ApiKeySecret::parse(&presented.secret) {
+                Ok(secret) => Ok(Proof::Secret(secret, presented.key_id)),
+                Err(_) => Err(Failure::Unknown),
+            },
+            Credential::Signed(request) => match request.check_timestamp(now_ms) {
+                Ok(()) => Ok(Proof::Signed(request)),
+                Err(err) => Err(Failure::BadSignature(err)),
+            },
+        }
+    }
+}
+
+/// Client authentication outside an exchange (token exchange's optional
+/// client, introspection, revocation): the same checks as the exchange —
+/// a usable key, admitted by [`admit`] — behind the same
+/// failed-authentication guard, audited alike. `flavor` says how a refusal
+/// answers.
+pub async fn authenticate_client(
+    ctx: Context<'_>,
+    credential: Credential,
+    flavor: &Flavor,
+    client_ip: Option<IpAddr>,
+    request_id: Option<String>,
+) -> Result<Candidate, OAuthError> {
+    ctx.limiter
+        .check_address(client_ip)
+        .map_err(OAuthError::rate_limited)?;
+    let scheme = match &credential {
+        Credential::Secret(p) => p.scheme,
+        Credential::Signed(_) => AuthScheme::Hmac,
+    };
+    let fail = |failure: Failure| {
+        if failure.is_bad_credential() {
+            ctx.limiter.record_failure(client_ip);
+        }
+        // A client that failed to authenticate is `invalid_client` whatever
+        // the grant; only a refusal after it follows the grant's answers.
+        match failure {
+            Failure::Refused(_) => flavor.answer(failure, scheme),
+            other => Flavor::Client.answer(other, scheme),
+        }
+    };
+    // Introspection and revocation spend the caller key's bucket like an
+    // exchange. The token exchange's optional client must be the subject's
+    // key, whose bucket the exchange that follows spends: once is enough.
+    let bucket = match flavor {
+        Flavor::Client => Some(ctx.limiter.clone()),
+        Flavor::TokenExchange { .. } => None,
+    };
+    let now = Utc::now();
+    let proof = match Proof::check(credential, now.timestamp_millis()) {
+        Ok(proof) => proof,
+        Err(failure) => return Err(fail(failure)),
+    };
+    let master = ctx.master.clone();
+    let origin = Origin {
+        ip: client_ip.map(|ip| ip.to_string()),
+        request_id,
+    };
+    let found = db::run(ctx.pool, move |conn| {
+        identify(
+            conn,
+            &master,
+            &proof,
+            bucket.as_deref(),
+            client_ip,
+            &origin,
+            now.naive_utc(),
+        )
+    })
+    .await
+    .map_err(OAuthError::from)?;
+    found.map_err(fail)
+}
