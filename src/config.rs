@@ -576,7 +576,7 @@ fn resolve_issuer(configured: Option<&str>, bind: SocketAddr) -> Result<String, 
 }
 
 /// Whether a URL names this machine: `localhost`, 127.0.0.0/8 or `::1`; the
-/// only hosts plain http is accepted for (here and in `crate::verify`).
+/// only hosts plain http is accepted for (here and in `validator`).
 pub fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

@@ -17,7 +17,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::runtime;
-use crate::verify::{Verifier, VerifyError};
+use crate::validator::{Verifier, VerifyError};
 
 pub const EXIT_UNREACHABLE: u8 = 1;
 pub const EXIT_REFUSED: u8 = 3;
