@@ -27,7 +27,8 @@ use crate::bootstrap;
 use crate::config::Settings;
 use crate::db;
 use crate::input::body::BODY_LIMIT;
-use crate::routes::fallback;
+use crate::openapi;
+use crate::routes::{docs, fallback};
 use crate::telemetry;
 use crate::tokens::signing;
 use crate::usage::Usage;
@@ -166,6 +167,7 @@ fn serve(
 ) -> Result<Server, StartupError> {
     let server_settings = &settings.server;
     let draining = state.draining.clone();
+    let document = web::Data::new(docs::Document(openapi::document_json().into()));
     let mut server = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -174,6 +176,7 @@ fn serve(
                 telemetry::request_span(req, next, draining, ROUTES)
             }))
             .app_data(state.clone())
+            .app_data(document.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)
