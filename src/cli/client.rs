@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::runtime;
+use super::runtime::runtime;
 use crate::validator::{Verifier, VerifyError};
 
 pub const EXIT_UNREACHABLE: u8 = 1;
