@@ -1,31 +1,17 @@
-//! Typed settings, layered as `config/default.toml` (embedded) ← `--config FILE`
-//! ← `KEYMINT__SECTION__FIELD` environment ← command-line flags.
-//!
-//! Everything read here is checked once, before anything starts; an error names
-//! the configuration path (`signing.prepublish_s`) so the operator knows what to
-//! fix. Derived values (the issuer, the admin audience, the database backend)
-//! are resolved here so the rest of the code never second-guesses them.
+//! Loading: the layers merged, every value checked once, derived values
+//! resolved.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+use super::settings::*;
+use crate::domain::key_prefix::KeyPrefix;
 
-/// Why the configuration cannot be used. The message names the field.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    fn field(path: &str, why: impl std::fmt::Display) -> Self {
-        Self(format!("{path}: {why}"))
-    }
-}
+const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,40 +33,6 @@ struct RawSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JanitorSettings {
-    pub interval_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSettings {
-    pub bind: SocketAddr,
-    pub workers: usize,
-    pub shutdown_timeout_s: u64,
-    pub drain_s: u64,
-    pub client_request_timeout_ms: u64,
-    pub keep_alive_s: u64,
-    pub max_connections: usize,
-    pub trusted_proxies: Vec<IpNet>,
-    /// The one header a trusted proxy's chain is read from.
-    pub forwarded_header: ForwardedHeader,
-}
-
-/// Which forwarding header carries the client address behind a trusted
-/// proxy. Only one is ever read: a proxy that sets one passes the other
-/// through from the client untouched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ForwardedHeader {
-    /// `X-Forwarded-For`: comma-separated addresses.
-    #[serde(rename = "x-forwarded-for")]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded`: its `for=` parameters.
-    #[serde(rename = "forwarded")]
-    Forwarded,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: String,
     max_connections: u32,
@@ -90,20 +42,6 @@ struct RawDatabase {
     admin_query_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    pub level: String,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTokens {
@@ -111,178 +49,6 @@ struct RawTokens {
     admin_audience: Option<String>,
     key_prefix: String,
     max_jwt_bytes: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum SigningAlg {
-    ES256,
-    EdDSA,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningSettings {
-    pub alg: SigningAlg,
-    pub jwks_max_age_s: u64,
-    pub prepublish_s: u64,
-    pub reload_s: u64,
-    pub rotation_interval_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootstrapSettings {
-    pub ttl_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageSettings {
-    pub flush_interval_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitSettings {
-    pub failed_auth_per_minute: u32,
-    /// Admin-API requests per second per calling key (burst ⌈rate⌉).
-    pub admin_per_s: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditSettings {
-    pub retention_days: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsSettings {
-    pub bind: SocketAddr,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorsSettings {
-    pub allowed_origins: Vec<String>,
-}
-
-/// Which database to use. Chosen from the URL scheme, never by trial.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseTarget {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl DatabaseTarget {
-    /// `sqlite://PATH`, a bare path, or `postgres://…` / `postgresql://…`.
-    pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Err(ConfigError::field("database.url", "is empty"));
-        }
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(ConfigError::field(
-                    "database.url",
-                    "sqlite:// needs a file path",
-                ));
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self::Postgres(url.to_owned()));
-        }
-        if let Some((scheme, _)) = url.split_once("://") {
-            return Err(ConfigError::field(
-                "database.url",
-                format!("unsupported scheme `{scheme}` (use sqlite:// or postgres://)"),
-            ));
-        }
-        Ok(Self::Sqlite(PathBuf::from(url)))
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, Self::Sqlite(_))
-    }
-}
-
-/// Shows where the database is without the password a URL may carry.
-impl std::fmt::Debug for DatabaseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
-impl DatabaseTarget {
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite {}", path.display()),
-            Self::Postgres(url) => match url::Url::parse(url) {
-                Ok(u) => format!(
-                    "postgres {}:{}{}",
-                    u.host_str().unwrap_or("(socket)"),
-                    u.port().unwrap_or(5432),
-                    u.path()
-                ),
-                Err(_) => "postgres (unparsable url)".to_owned(),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct DatabaseSettings {
-    pub target: DatabaseTarget,
-    pub max_connections: u32,
-    pub connect_timeout_ms: u64,
-    pub sqlite_busy_timeout_ms: u64,
-    /// Connections kept apart for admin lists and searches, which never
-    /// use the token endpoints' `max_connections`.
-    pub admin_max_connections: u32,
-    /// How long one admin list or search may run.
-    pub admin_query_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// Used verbatim as `iss` and as the base of every metadata URL.
-    pub issuer: String,
-    pub admin_audience: String,
-    /// Whether `issuer` (and then `admin_audience`) came from the bind address,
-    /// so binding to port 0 can fill in the port actually bound.
-    derived_from_bind: (bool, bool),
-    pub key_prefix: String,
-    pub max_jwt_bytes: usize,
-}
-
-/// The resolved configuration the server and the CLI run with.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub data_dir: PathBuf,
-    pub server: ServerSettings,
-    pub database: DatabaseSettings,
-    pub log: LogSettings,
-    pub tokens: TokenSettings,
-    pub signing: SigningSettings,
-    pub bootstrap: BootstrapSettings,
-    pub usage: UsageSettings,
-    pub limits: LimitSettings,
-    pub audit: AuditSettings,
-    pub janitor: JanitorSettings,
-    pub metrics: MetricsSettings,
-    pub cors: CorsSettings,
-}
-
-/// Values given on the command line; they win over every other layer.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bind: Option<SocketAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
 }
 
 impl Settings {
@@ -318,7 +84,7 @@ impl Settings {
         }
     }
 
-    fn load_from(
+    pub(super) fn load_from(
         config_file: Option<&Path>,
         overrides: &Overrides,
         env: impl figment::Provider,
@@ -459,11 +225,8 @@ impl RawSettings {
             512,
             65_536,
         )?;
-        if !is_valid_key_prefix(&self.tokens.key_prefix) {
-            return Err(ConfigError::field(
-                "tokens.key_prefix",
-                "must match ^[a-z][a-z0-9]{0,9}$",
-            ));
+        if let Err(rule) = KeyPrefix::parse(&self.tokens.key_prefix) {
+            return Err(ConfigError::field("tokens.key_prefix", rule));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::field("log.level", e))?;
@@ -525,19 +288,12 @@ fn check_range<T: PartialOrd + std::fmt::Display>(
     Ok(())
 }
 
-pub fn is_valid_key_prefix(prefix: &str) -> bool {
-    let bytes = prefix.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 10
-        && bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 /// On a loopback bind the issuer defaults to `http://<bind>`; anywhere else it
 /// must be configured, as `https://` (plain http only for loopback hosts).
-fn resolve_issuer(configured: Option<&str>, bind: SocketAddr) -> Result<String, ConfigError> {
+pub(super) fn resolve_issuer(
+    configured: Option<&str>,
+    bind: SocketAddr,
+) -> Result<String, ConfigError> {
     let Some(issuer) = configured else {
         if bind.ip().is_loopback() {
             return Ok(format!("http://{bind}"));
@@ -583,79 +339,5 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load_with(layer: &str) -> Result<Settings, ConfigError> {
-        Settings::load_from(None, &Overrides::default(), Toml::string(layer))
-    }
-
-    #[test]
-    fn defaults_resolve_to_sqlite_on_loopback() {
-        let s = load_with("").unwrap();
-        assert_eq!(
-            s.database.target,
-            DatabaseTarget::Sqlite(PathBuf::from("./data/keymint.db"))
-        );
-        assert_eq!(s.tokens.issuer, "http://127.0.0.1:8080");
-        assert_eq!(s.tokens.admin_audience, "http://127.0.0.1:8080/api");
-        assert_eq!(s.server.forwarded_header, ForwardedHeader::XForwardedFor);
-    }
-
-    #[test]
-    fn database_scheme_picks_the_backend() {
-        assert!(matches!(
-            DatabaseTarget::parse("postgres://u:p@h/db").unwrap(),
-            DatabaseTarget::Postgres(_)
-        ));
-        assert_eq!(
-            DatabaseTarget::parse("sqlite:///tmp/x.db").unwrap(),
-            DatabaseTarget::Sqlite(PathBuf::from("/tmp/x.db"))
-        );
-        assert_eq!(
-            DatabaseTarget::parse("data/x.db").unwrap(),
-            DatabaseTarget::Sqlite(PathBuf::from("data/x.db"))
-        );
-        let err = DatabaseTarget::parse("postgress://h/db").unwrap_err();
-        assert!(err.to_string().contains("database.url"), "{err}");
-    }
-
-    #[test]
-    fn password_never_shows_in_debug() {
-        let t = DatabaseTarget::parse("postgres://user:hunter2@db:5433/keymint").unwrap();
-        let shown = format!("{t:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("db:5433"), "{shown}");
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let err = load_with("[server]\nbind = \"nope\"").unwrap_err();
-        assert!(err.to_string().contains("server.bind"), "{err}");
-        let err = load_with("[signing]\nprepublish_s = 10").unwrap_err();
-        assert!(err.to_string().contains("signing.prepublish_s"), "{err}");
-        let err = load_with("[server]\nbogus = 1").unwrap_err();
-        assert!(err.to_string().contains("bogus"), "{err}");
-        let err = load_with("[server]\nforwarded_header = \"x-real-ip\"").unwrap_err();
-        assert!(err.to_string().contains("server.forwarded_header"), "{err}");
-        let overrides = Overrides {
-            bind: Some("0.0.0.0:8080".parse().unwrap()),
-            ..Overrides::default()
-        };
-        let err = Settings::load_from(None, &overrides, Toml::string("")).unwrap_err();
-        assert!(err.to_string().contains("tokens.issuer"), "{err}");
-    }
-
-    #[test]
-    fn issuer_must_be_https_off_loopback() {
-        let bind: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert!(resolve_issuer(Some("http://auth.example.com"), bind).is_err());
-        assert!(resolve_issuer(Some("https://auth.example.com"), bind).is_ok());
-        assert!(resolve_issuer(Some("http://localhost:8080"), bind).is_ok());
-        assert!(resolve_issuer(Some("https://auth.example.com/"), bind).is_err());
     }
 }
