@@ -1,5 +1,5 @@
 //! The state every request handler, extractor and background loop shares:
-//! built once by [`crate::startup::Application`] and handed to actix as
+//! built once at start-up (`startup::Application`) and handed to actix as
 //! `web::Data<AppState>`. Each member is behind an `Arc` (or is a pool,
 //! itself a handle) because actix clones the state into every worker thread
 //! and the background loops hold their own clone.
@@ -28,7 +28,7 @@ pub struct AppState {
     /// The signing keys loaded from the database: the exchange signs with it,
     /// the admin extractor and introspection verify with it, the JWKS route
     /// publishes it. One per replica so the periodic reload (see
-    /// `startup::reload_keys`) swaps keys for every worker at once.
+    /// `tokens::signing::reload`) swaps keys for every worker at once.
     pub keyring: Arc<KeyRing>,
     /// Key usage (`last_used_at`, `tokens_issued`) counted in memory by the
     /// exchange and flushed in batches by the background loop and at

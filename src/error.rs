@@ -17,7 +17,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::db::DbError;
+use crate::db::error::DbError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -28,4 +28,9 @@ pub mod telemetry;
 pub mod tenants;
 pub mod tokens;
 pub mod usage;
-pub mod verify;
+pub mod validator;
+
+/// The downstream validator's old name, kept so code written against
+/// `keymint::verify` still builds; new code uses [`validator`].
+#[doc(hidden)]
+pub use validator as verify;

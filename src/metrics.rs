@@ -17,11 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::app::AppState;
-use crate::startup::ROUTES;
 
 /// How often histogram samples are folded into their buckets.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -75,10 +71,14 @@ pub fn method_label(method: &Method) -> &'static str {
 }
 
 /// The `route` label: the route table's own pattern for a matched request
-/// (`/api/v1/keys/{id}`, never the path), [`UNMATCHED`] otherwise.
-pub fn route_label(pattern: Option<&str>) -> &'static str {
+/// (`/api/v1/keys/{id}`, never the path), [`UNMATCHED`] otherwise. `routes`
+/// is the table as `(method, pattern)` pairs (`startup::ROUTES`).
+pub fn route_label(
+    pattern: Option<&str>,
+    routes: &'static [(&'static str, &'static str)],
+) -> &'static str {
     pattern
-        .and_then(|p| ROUTES.iter().find(|(_, route)| *route == p))
+        .and_then(|p| routes.iter().find(|(_, route)| *route == p))
         .map_or(UNMATCHED, |(_, route)| route)
 }
 
@@ -111,16 +111,20 @@ pub fn usage_flushed() {
         .set(chrono::Utc::now().timestamp() as f64);
 }
 
-/// `GET /metrics` on the metrics listener. Gauges that describe state are
-/// read now; counters were recorded as things happened.
-pub async fn render(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.state();
-    metrics::gauge!("keymint_db_pool_connections", "state" => "idle")
-        .set(f64::from(pool.idle_connections));
-    metrics::gauge!("keymint_db_pool_connections", "state" => "in_use")
-        .set(f64::from(pool.connections - pool.idle_connections));
-    let now = chrono::Utc::now().timestamp();
-    if let Some((active_since, next_at)) = state.keyring.schedule(now) {
+/// The database pool's connections at the moment of a scrape.
+pub struct PoolGauge {
+    pub idle: u32,
+    pub in_use: u32,
+}
+
+/// The text a scrape returns. Gauges that describe state are set from what
+/// the caller read just now (`signing` is the key ring's schedule: when the
+/// signing key became active and when the next one activates); counters
+/// were recorded as things happened.
+pub fn render(pool: PoolGauge, signing: Option<(i64, Option<i64>)>, now: i64) -> String {
+    metrics::gauge!("keymint_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!("keymint_db_pool_connections", "state" => "in_use").set(f64::from(pool.in_use));
+    if let Some((active_since, next_at)) = signing {
         metrics::gauge!("keymint_signing_key_age_seconds").set((now - active_since) as f64);
         if let Some(next_at) = next_at {
             metrics::gauge!("keymint_signing_key_next_rotation_seconds")
@@ -129,9 +133,7 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     }
     let handle = handle();
     handle.run_upkeep();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(handle.render())
+    handle.render()
 }
 
 #[cfg(test)]
@@ -152,10 +154,17 @@ mod tests {
 
     #[test]
     fn routes_are_the_route_tables_patterns_only() {
-        assert_eq!(route_label(Some("/api/v1/keys/{id}")), "/api/v1/keys/{id}");
-        assert_eq!(route_label(Some("/docs/{file:.*}")), "/docs/{file:.*}");
-        assert_eq!(route_label(Some("/api/v1/keys/123")), UNMATCHED);
-        assert_eq!(route_label(Some("/api/v1")), UNMATCHED);
-        assert_eq!(route_label(None), UNMATCHED);
+        const ROUTES: &[(&str, &str)] = &[("get", "/api/v1/keys/{id}"), ("get", "/docs/{file:.*}")];
+        assert_eq!(
+            route_label(Some("/api/v1/keys/{id}"), ROUTES),
+            "/api/v1/keys/{id}"
+        );
+        assert_eq!(
+            route_label(Some("/docs/{file:.*}"), ROUTES),
+            "/docs/{file:.*}"
+        );
+        assert_eq!(route_label(Some("/api/v1/keys/123"), ROUTES), UNMATCHED);
+        assert_eq!(route_label(Some("/api/v1"), ROUTES), UNMATCHED);
+        assert_eq!(route_label(None, ROUTES), UNMATCHED);
     }
 }

@@ -64,18 +64,19 @@ fn request_id_for(req: &ServiceRequest) -> String {
 
 /// Wraps every request: assigns its id, runs it in a span, logs one line
 /// when it ends, and echoes the id in the response.
+/// `draining` is the replica's state when the request arrived; `routes` the
+/// route table, whose patterns are the only `route` labels.
 pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
+    draining: bool,
+    routes: &'static [(&'static str, &'static str)],
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let request_id = request_id_for(&req);
     // Labels from fixed sets only: whatever a client sends as method or
     // path must not become a new metric series.
-    let route = crate::metrics::route_label(req.match_pattern().as_deref());
+    let route = crate::metrics::route_label(req.match_pattern().as_deref(), routes);
     let method = crate::metrics::method_label(req.method());
-    let draining = req
-        .app_data::<actix_web::web::Data<crate::app::AppState>>()
-        .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::Relaxed));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::{CreateKeyArgs, KeysCommand};
+use super::args::{CreateKeyArgs, KeysCommand};
 use crate::audit::{Actor, Origin};
 use crate::config::Settings;
 use crate::crypto::check::SealError;

@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::runtime;
-use crate::verify::{Verifier, VerifyError};
+use super::runtime::runtime;
+use crate::validator::{Verifier, VerifyError};
 
 pub const EXIT_UNREACHABLE: u8 = 1;
 pub const EXIT_REFUSED: u8 = 3;

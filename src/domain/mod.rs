@@ -2,5 +2,6 @@
 
 pub mod audience;
 pub mod cidr;
+pub mod key_prefix;
 pub mod scope;
 pub mod text;

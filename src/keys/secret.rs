@@ -34,7 +34,7 @@ pub enum SecretError {
 }
 
 pub fn is_valid_prefix(prefix: &str) -> bool {
-    crate::config::is_valid_key_prefix(prefix)
+    crate::domain::key_prefix::is_valid(prefix)
 }
 
 pub struct ApiKeySecret(Zeroizing<String>);

@@ -40,7 +40,7 @@ struct AuditCursor {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query),
     ),
-    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::audit::EventView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::audit::EventView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<Query>,

@@ -5,14 +5,16 @@
 use std::sync::{Arc, LazyLock};
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
+use crate::openapi::schemas::ProblemDoc;
 
-use crate::openapi;
-
-/// Serialized once: the document depends only on the code.
-static DOCUMENT: LazyLock<Vec<u8>> = LazyLock::new(openapi::document_json);
+/// The OpenAPI document, serialized once at start-up. Handed in as app data
+/// because the document is assembled from these very handlers (`openapi`
+/// sits above the routes).
+pub struct Document(pub Bytes);
 
 static UI_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::new(|| {
     Arc::new(
@@ -28,11 +30,11 @@ static UI_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::
     tag = "meta",
     responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-pub async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .body(DOCUMENT.as_slice())
+        .body(document.0.clone())
 }
 
 #[utoipa::path(operation_id = "docsRedirect", 
@@ -54,7 +56,7 @@ pub async fn index_redirect() -> HttpResponse {
     params(("file" = String, Path, description = "A Swagger UI file; empty for the page itself")),
     responses(
         (status = 200, description = "The interactive documentation page or one of its assets", content_type = "text/html"),
-        (status = 404, description = "No such file", body = openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such file", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 pub async fn asset(file: web::Path<String>) -> HttpResponse {

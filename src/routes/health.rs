@@ -15,15 +15,15 @@ use crate::db;
 const READY_DB_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[utoipa::path(operation_id = "healthz", get, path = "/healthz", tag = "meta",
-    responses((status = 200, description = "The process answers", body = crate::openapi::Health)))]
+    responses((status = 200, description = "The process answers", body = crate::openapi::schemas::Health)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 #[utoipa::path(operation_id = "readyz", get, path = "/readyz", tag = "meta",
     responses(
-        (status = 200, description = "The database answers and a key can sign", body = crate::openapi::Health),
-        (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::Health,
+        (status = 200, description = "The database answers and a key can sign", body = crate::openapi::schemas::Health),
+        (status = 503, description = "Not ready; `reason` says why", body = crate::openapi::schemas::Health,
             headers(("Retry-After" = u32))),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {

@@ -38,11 +38,11 @@ fn json_body(req: &HttpRequest, body: &[u8], merge_patch: bool) -> Result<(), Ap
 }
 
 #[utoipa::path(operation_id = "createKey", post, path = "/api/v1/keys", tag = "keys", security(("admin_bearer" = [])),
-    request_body(content = crate::openapi::CreateKeyRequest, content_type = "application/json"),
+    request_body(content = crate::openapi::schemas::CreateKeyRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; the only response that shows the secret", body = crate::keys::view::CreatedKey,
             headers(("Location" = String))),
-        crate::openapi::AdminErrors,
+        crate::openapi::schemas::AdminErrors,
     ))]
 pub async fn create(
     req: HttpRequest,
@@ -71,7 +71,7 @@ pub async fn create(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
-    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::keys::view::KeyView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::keys::view::KeyView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
@@ -89,7 +89,7 @@ pub async fn list(
 }
 
 #[utoipa::path(operation_id = "getKey", get, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
-    responses((status = 200, description = "The key", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "The key", body = crate::keys::view::KeyView), crate::openapi::schemas::AdminErrors))]
 pub async fn get(
     principal: Principal,
     id: web::Path<String>,
@@ -101,8 +101,8 @@ pub async fn get(
 }
 
 #[utoipa::path(operation_id = "updateKey", patch, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
-    request_body(content = crate::openapi::PatchKeyRequest, content_type = "application/merge-patch+json"),
-    responses((status = 200, description = "The updated key", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::PatchKeyRequest, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The updated key", body = crate::keys::view::KeyView), crate::openapi::schemas::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,
@@ -119,8 +119,8 @@ pub async fn patch(
 }
 
 #[utoipa::path(operation_id = "revokeKey", post, path = "/api/v1/keys/{id}/revoke", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
-    request_body(content = Option<crate::openapi::RevokeKeyRequest>, content_type = "application/json"),
-    responses((status = 200, description = "Revoked (idempotent: the first reason and time stay)", body = crate::keys::view::KeyView), crate::openapi::AdminErrors))]
+    request_body(content = Option<crate::openapi::schemas::RevokeKeyRequest>, content_type = "application/json"),
+    responses((status = 200, description = "Revoked (idempotent: the first reason and time stay)", body = crate::keys::view::KeyView), crate::openapi::schemas::AdminErrors))]
 pub async fn revoke(
     req: HttpRequest,
     principal: Principal,
@@ -137,8 +137,8 @@ pub async fn revoke(
 }
 
 #[utoipa::path(operation_id = "revokeKeys", post, path = "/api/v1/keys/revoke", tag = "keys", security(("admin_bearer" = [])),
-    request_body(content = crate::openapi::RevokeManyRequest, content_type = "application/json"),
-    responses((status = 200, description = "Revoked in one transaction", body = crate::keys::revoke::BulkRevoked), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::RevokeManyRequest, content_type = "application/json"),
+    responses((status = 200, description = "Revoked in one transaction", body = crate::keys::revoke::BulkRevoked), crate::openapi::schemas::AdminErrors))]
 pub async fn revoke_many(
     req: HttpRequest,
     principal: Principal,
@@ -154,7 +154,7 @@ pub async fn revoke_many(
 }
 
 #[utoipa::path(operation_id = "deleteKey", delete, path = "/api/v1/keys/{id}", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
-    responses((status = 204, description = "Deleted (and the keys it created through `keys:self` revoked)"), crate::openapi::AdminErrors))]
+    responses((status = 204, description = "Deleted (and the keys it created through `keys:self` revoked)"), crate::openapi::schemas::AdminErrors))]
 pub async fn delete(
     principal: Principal,
     id: web::Path<String>,
@@ -166,8 +166,8 @@ pub async fn delete(
 }
 
 #[utoipa::path(operation_id = "rotateKey", post, path = "/api/v1/keys/{id}/rotate", tag = "keys", security(("admin_bearer" = [])), params(("id" = String, Path, description = "The key id")),
-    request_body(content = crate::openapi::RotateKeyRequest, content_type = "application/json"),
-    responses((status = 200, description = "A new secret under the same id, shown only here", body = crate::keys::rotate::RotatedKey), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::RotateKeyRequest, content_type = "application/json"),
+    responses((status = 200, description = "A new secret under the same id, shown only here", body = crate::keys::rotate::RotatedKey), crate::openapi::schemas::AdminErrors))]
 pub async fn rotate(
     req: HttpRequest,
     principal: Principal,

@@ -68,11 +68,11 @@ async fn key_caller(
 }
 
 #[utoipa::path(operation_id = "introspect", post, path = "/oauth/introspect", tag = "validation",
-    request_body(content = crate::openapi::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::openapi::schemas::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ("signed_request" = []), ("admin_bearer" = [])),
     responses(
-        (status = 200, description = "RFC 7662 answer; the caller needs `tokens:introspect`", body = crate::openapi::Introspection),
-        crate::openapi::OAuthErrors,
+        (status = 200, description = "RFC 7662 answer; the caller needs `tokens:introspect`", body = crate::openapi::schemas::Introspection),
+        crate::openapi::schemas::OAuthErrors,
     ))]
 pub async fn introspect(
     req: HttpRequest,
@@ -118,11 +118,11 @@ pub async fn introspect(
 }
 
 #[utoipa::path(operation_id = "revokeToken", post, path = "/oauth/revoke", tag = "validation",
-    request_body(content = crate::openapi::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::openapi::schemas::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = []), ("signed_request" = [])),
     responses(
         (status = 200, description = "Revoked, or nothing to do (RFC 7009 §2.2)"),
-        crate::openapi::OAuthErrors,
+        crate::openapi::schemas::OAuthErrors,
     ))]
 pub async fn revoke(
     req: HttpRequest,

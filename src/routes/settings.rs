@@ -16,7 +16,7 @@ use crate::tenants::policy::{self, MAX_AUDIENCES, MAX_LIFETIME_S, MAX_RANGES};
 use crate::tenants::request::{Changes, SettingsPatch};
 
 #[utoipa::path(operation_id = "getSettings", get, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),
-    responses((status = 200, description = "The acting tenant's policy", body = crate::tenants::policy::SettingsView), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "The acting tenant's policy", body = crate::tenants::policy::SettingsView), crate::openapi::schemas::AdminErrors))]
 pub async fn get(
     principal: Principal,
     state: web::Data<AppState>,
@@ -27,8 +27,8 @@ pub async fn get(
 }
 
 #[utoipa::path(operation_id = "updateSettings", patch, path = "/api/v1/settings", tag = "tenants", security(("admin_bearer" = [])),
-    request_body(content = crate::openapi::SettingsPatch, content_type = "application/merge-patch+json"),
-    responses((status = 200, description = "The new policy", body = crate::tenants::policy::SettingsView), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::SettingsPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The new policy", body = crate::tenants::policy::SettingsView), crate::openapi::schemas::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,

@@ -51,7 +51,7 @@ fn signing_error(err: SigningError) -> ApiError {
 }
 
 #[utoipa::path(operation_id = "listSigningKeys", get, path = "/api/v1/signing-keys", tag = "signing-keys", security(("admin_bearer" = [])),
-    responses((status = 200, description = "Every signing key, metadata only", body = crate::pagination::Page<SigningKeyView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Every signing key, metadata only", body = crate::pagination::Page<SigningKeyView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
@@ -77,7 +77,7 @@ async fn reload(state: &web::Data<AppState>) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(operation_id = "rotateSigningKeys", post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", security(("admin_bearer" = [])),
-    responses((status = 200, description = "The next key activates `signing.reload_s` from now", body = crate::tokens::signing::Rotation), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "The next key activates `signing.reload_s` from now", body = crate::tokens::signing::Rotation), crate::openapi::schemas::AdminErrors))]
 pub async fn rotate(
     principal: Principal,
     state: web::Data<AppState>,
@@ -105,7 +105,7 @@ pub async fn rotate(
 
 #[utoipa::path(operation_id = "revokeSigningKey", post, path = "/api/v1/signing-keys/{kid}/revoke", tag = "signing-keys", security(("admin_bearer" = [])),
     params(("kid" = String, Path)),
-    responses((status = 200, description = "Revoked: withdrawn from the JWKS at once", body = SigningKeyView), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Revoked: withdrawn from the JWKS at once", body = SigningKeyView), crate::openapi::schemas::AdminErrors))]
 pub async fn revoke(
     principal: Principal,
     kid: web::Path<String>,

@@ -49,8 +49,8 @@ fn read_name(body: &mut Body, required: bool) -> Option<String> {
 }
 
 #[utoipa::path(operation_id = "createTenant", post, path = "/api/v1/tenants", tag = "tenants", security(("admin_bearer" = [])),
-    request_body(content = crate::openapi::CreateTenantRequest, content_type = "application/json"),
-    responses((status = 201, description = "Created", body = TenantView, headers(("Location" = String))), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::CreateTenantRequest, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = TenantView, headers(("Location" = String))), crate::openapi::schemas::AdminErrors))]
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -83,7 +83,7 @@ pub struct ListQuery {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query),
     ),
-    responses((status = 200, description = "Tenants by slug", body = crate::pagination::Page<TenantView>), crate::openapi::AdminErrors))]
+    responses((status = 200, description = "Tenants by slug", body = crate::pagination::Page<TenantView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
@@ -100,8 +100,8 @@ pub async fn list(
 
 #[utoipa::path(operation_id = "updateTenant", patch, path = "/api/v1/tenants/{slug}", tag = "tenants", security(("admin_bearer" = [])),
     params(("slug" = String, Path)),
-    request_body(content = crate::openapi::PatchTenantRequest, content_type = "application/merge-patch+json"),
-    responses((status = 200, description = "The renamed tenant", body = TenantView), crate::openapi::AdminErrors))]
+    request_body(content = crate::openapi::schemas::PatchTenantRequest, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The renamed tenant", body = TenantView), crate::openapi::schemas::AdminErrors))]
 pub async fn patch(
     req: HttpRequest,
     principal: Principal,

@@ -53,12 +53,12 @@ fn requested(form: &FormParams) -> Requested {
 }
 
 #[utoipa::path(operation_id = "oauthToken", post, path = "/oauth/token", tag = "tokens",
-    request_body(content = crate::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::openapi::schemas::TokenForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = []), ("signed_request" = [])),
     responses(
         (status = 200, description = "A signed `at+jwt`", body = crate::grants::TokenResponse,
             headers(("Cache-Control" = String, description = "no-store"))),
-        crate::openapi::OAuthErrors,
+        crate::openapi::schemas::OAuthErrors,
     ))]
 pub async fn oauth_token(
     req: HttpRequest,
@@ -144,11 +144,11 @@ pub async fn oauth_token(
 }
 
 #[utoipa::path(operation_id = "apiKeyToken", post, path = "/api/v1/token", tag = "tokens",
-    request_body(content = Option<crate::openapi::ApiTokenRequest>, content_type = "application/json"),
+    request_body(content = Option<crate::openapi::schemas::ApiTokenRequest>, content_type = "application/json"),
     security(("api_key_header" = []), ("signed_request" = [])),
     responses(
         (status = 200, description = "A signed `at+jwt`", body = crate::grants::TokenResponse),
-        crate::openapi::OAuthErrors,
+        crate::openapi::schemas::OAuthErrors,
     ))]
 pub async fn api_token(
     req: HttpRequest,

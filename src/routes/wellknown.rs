@@ -8,7 +8,7 @@ use crate::app::AppState;
 
 #[utoipa::path(operation_id = "jwks", get, path = "/.well-known/jwks.json", tag = "validation",
     responses((status = 200, description = "Every key that can have signed a still-valid token, plus the next key",
-        body = crate::openapi::Jwks, headers(("Cache-Control" = String, description = "public, max-age=<signing.jwks_max_age_s>")))))]
+        body = crate::openapi::schemas::Jwks, headers(("Cache-Control" = String, description = "public, max-age=<signing.jwks_max_age_s>")))))]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
@@ -45,7 +45,7 @@ fn metadata(state: &AppState) -> serde_json::Map<String, serde_json::Value> {
 }
 
 #[utoipa::path(operation_id = "oauthMetadata", get, path = "/.well-known/oauth-authorization-server", tag = "validation",
-    responses((status = 200, description = "RFC 8414 metadata", body = crate::openapi::Metadata)))]
+    responses((status = 200, description = "RFC 8414 metadata", body = crate::openapi::schemas::Metadata)))]
 pub async fn oauth_authorization_server(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
@@ -53,7 +53,7 @@ pub async fn oauth_authorization_server(state: web::Data<AppState>) -> HttpRespo
 }
 
 #[utoipa::path(operation_id = "openidConfiguration", get, path = "/.well-known/openid-configuration", tag = "validation",
-    responses((status = 200, description = "OpenID discovery: the RFC 8414 metadata plus two members", body = crate::openapi::Metadata)))]
+    responses((status = 200, description = "OpenID discovery: the RFC 8414 metadata plus two members", body = crate::openapi::schemas::Metadata)))]
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let mut map = metadata(&state);
     map.insert("subject_types_supported".into(), json!(["public"]));

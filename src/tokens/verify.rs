@@ -60,7 +60,7 @@ pub fn key_of(token: &str) -> Result<(String, Algorithm), VerifyError> {
 
 /// [`verify`] against any key source: `lookup(kid, alg)` returns the
 /// published key for `kid` only if its algorithm is `alg`. The server uses
-/// its key ring; downstream services (`crate::verify`) their cached JWKS.
+/// its key ring; downstream services (`validator`) their cached JWKS.
 pub fn verify_with(
     lookup: impl FnOnce(&str, Algorithm) -> Option<DecodingKey>,
     token: &str,

@@ -1,0 +1,64 @@
+//! Where keys may come from: the URL rule for issuers, key sets and
+//! redirects, and how long a fetched key set stays fresh.
+
+use std::time::Duration;
+
+use crate::config::is_loopback_host;
+
+/// Redirects followed for one key-set fetch.
+const MAX_REDIRECTS: usize = 3;
+
+/// Whether keys may be fetched from (or trusted for) `url`: https, or plain
+/// http to a loopback host. `Err` completes "… {e}" in a message.
+pub(super) fn secure_enough(url: &url::Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(url) => Ok(()),
+        "http" => {
+            Err("must use https:// (plain http only for localhost, 127.0.0.0/8 and ::1)".to_owned())
+        }
+        other => Err(format!("has an unsupported scheme `{other}`")),
+    }
+}
+
+/// Whether a key-set fetch that went through `previous` may follow a
+/// redirect to `next`: at most [`MAX_REDIRECTS`], each target https (or
+/// http on loopback), and never to http once https was used.
+pub(super) fn redirect_allowed(previous: &[url::Url], next: &url::Url) -> Result<(), String> {
+    if previous.len() >= MAX_REDIRECTS {
+        return Err(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    secure_enough(next).map_err(|e| format!("a redirect target {e}"))?;
+    if next.scheme() != "https" && previous.iter().any(|u| u.scheme() == "https") {
+        return Err("a redirect from https to http".to_owned());
+    }
+    Ok(())
+}
+
+/// The redirect policy of the verifier's own HTTP client (see
+/// [`redirect_allowed`]); use it for a client passed to
+/// [`VerifierBuilder::client`].
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        match redirect_allowed(attempt.previous(), attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        }
+    })
+}
+
+/// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as 0
+/// (the floor then applies).
+pub(super) fn max_age_of(value: &str) -> Duration {
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Duration::ZERO;
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            age = seconds.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    Duration::from_secs(age.unwrap_or(300))
+}
