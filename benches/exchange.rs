@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
     // The whole exchange against a real SQLite file with 1 000 keys.
     let now_naive = Utc::now().naive_utc();
     keymint::bootstrap::ensure_system_tenant(&mut conn, now_naive).expect("tenant");
-    let tenant = keymint::tenants::find_by_slug(&mut conn, "default")
+    let tenant = keymint::tenants::store::find_by_slug(&mut conn, "default")
         .expect("query")
         .expect("tenant");
     let mut secrets = Vec::new();

@@ -24,11 +24,11 @@ use keymint::audit::{Actor, Origin};
 use keymint::config::{DatabaseSettings, DatabaseTarget, SigningAlg, SigningSettings};
 use keymint::crypto::master::{Aad, MasterKey, Purpose};
 use keymint::db::{self, AnyConnection, models::SigningKeyRow};
+use keymint::domain::text::split_authorization;
 use keymint::error::OAuthError;
 use keymint::grants::form::{FormParams, MAX_PARAMS};
 use keymint::grants::signed::{self, MAX_SKEW_MS, SignedError};
 use keymint::grants::{Presented, client_credentials, simple, token_exchange};
-use keymint::input::authorization::split_authorization;
 use keymint::keys::secret::{ApiKeySecret, MAX_LEN, is_valid_prefix};
 use keymint::keys::{SecurityLevel, store};
 use keymint::tokens::issue::AccessClaims;
@@ -228,7 +228,8 @@ fn signed_fixture() -> &'static SignedFixture {
         let mut conn = db::connect(&settings).expect("in-memory database");
         db::migrate(&mut conn).expect("migrations");
         let now = now().naive_utc();
-        let tenant = keymint::tenants::create(&mut conn, "fuzz", "Fuzz", now).expect("tenant");
+        let tenant =
+            keymint::tenants::store::create(&mut conn, "fuzz", "Fuzz", now).expect("tenant");
         let master = MasterKey::from_bytes(MASTER_KEY);
         let new = store::NewKey {
             tenant_id: tenant.id,

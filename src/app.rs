@@ -58,3 +58,17 @@ pub struct AppState {
     /// request middleware (`Connection: close`).
     pub draining: Arc<AtomicBool>,
 }
+
+impl AppState {
+    /// Reloads this replica's signing keys from the database: the periodic
+    /// reload, and the admin routes right after a change so this replica
+    /// serves it at once. Blocking.
+    pub fn reload_keys(&self) -> Result<(), crate::tokens::signing::SigningError> {
+        crate::tokens::signing::reload(
+            &self.pool,
+            &self.master,
+            &self.settings.signing,
+            &self.keyring,
+        )
+    }
+}

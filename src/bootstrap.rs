@@ -57,12 +57,12 @@ impl Output {
 
 /// Makes sure the system tenant exists (for the CLI on a fresh database).
 pub fn ensure_system_tenant(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<(), DbError> {
-    if tenants::any_exists(conn)? {
+    if tenants::store::any_exists(conn)? {
         return Ok(());
     }
     db::exclusive_transaction(conn, "bootstrap", |conn| {
-        if !tenants::any_exists(conn)? {
-            tenants::create(conn, SYSTEM_TENANT, "System", now)?;
+        if !tenants::store::any_exists(conn)? {
+            tenants::store::create(conn, SYSTEM_TENANT, "System", now)?;
         }
         Ok(())
     })
@@ -90,12 +90,12 @@ pub fn run(
     key_prefix: &str,
     now: NaiveDateTime,
 ) -> Result<Option<ApiKeySecret>, BootstrapError> {
-    if tenants::any_exists(conn)? {
+    if tenants::store::any_exists(conn)? {
         return Ok(None);
     }
     let mut file = None;
     let created = db::exclusive_transaction(conn, "bootstrap", |conn| {
-        if tenants::any_exists(conn)? {
+        if tenants::store::any_exists(conn)? {
             // Another process bootstrapped: its key file is not ours to claim.
             return Ok::<_, BootstrapError>(None);
         }
@@ -104,7 +104,7 @@ pub fn run(
         if let Some(path) = &output.file {
             file = Some((path.clone(), open_new_file(path)?));
         }
-        let tenant = tenants::create(conn, SYSTEM_TENANT, "System", now)?;
+        let tenant = tenants::store::create(conn, SYSTEM_TENANT, "System", now)?;
         if !output.any() {
             return Ok(None);
         }

@@ -45,6 +45,8 @@ const FLOORS: &[(&str, &[&str])] = &[
             "crypto::check",
             "crypto::rotate",
             "tokens::signing::store",
+            "grants::store",
+            "janitor::store",
         ],
     ),
     ("crypto/tokens", &["crypto", "tokens"]),
@@ -55,11 +57,9 @@ const FLOORS: &[(&str, &[&str])] = &[
             "keys",
             "tenants",
             "grants",
-            // The capability types; helper A moves them out of `auth`
-            // (to `powers` or `access`).
-            "auth::powers",
+            // The capability types and the `Principal` that hands them out;
+            // `auth` (HTTP) only builds the principal from a request.
             "powers",
-            "access",
             "pagination",
             "bootstrap",
             "janitor",
@@ -92,6 +92,42 @@ fn every_import_looks_down_and_no_module_cycles() {
         "{} architecture violation(s):\n  {}",
         problems.len(),
         problems.join("\n  ")
+    );
+}
+
+/// What builds or runs a query: the table DSL of `db::schema` and raw SQL.
+const QUERY_MARKERS: &[&str] = &[
+    "schema::",
+    "sql_query",
+    "insert_into",
+    "diesel::update",
+    "diesel::delete",
+];
+
+/// No query outside the storage floor: services and handlers call a store.
+#[test]
+fn queries_live_only_on_the_storage_floor() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let storage = FLOORS
+        .iter()
+        .position(|(name, _)| *name == "storage")
+        .expect("a storage floor");
+    let mut out = Vec::new();
+    for (module, file) in read_tree(&root) {
+        if floor_of(&module, FLOORS) == Some(storage) {
+            continue;
+        }
+        let code = blank_comments_and_strings(&file.text);
+        for (n, line) in code.lines().enumerate() {
+            if let Some(marker) = QUERY_MARKERS.iter().find(|m| line.contains(*m)) {
+                out.push(format!("{}:{}: `{marker}`", file.path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        out.is_empty(),
+        "queries outside the storage floor:\n  {}",
+        out.join("\n  ")
     );
 }
 

@@ -10,7 +10,7 @@ pub mod denials;
 
 // The principal and its powers are the services' (see `crate::powers`);
 // this module only builds one from a request.
-pub use crate::powers::{self, Principal};
+use crate::powers::{self, Principal};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -24,9 +24,9 @@ use crate::audit::Origin;
 use crate::client_ip::client_ip;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::{self, AnyConnection};
+use crate::domain::text::split_authorization;
 use crate::error::ApiError;
 use crate::grants::store as grants_store;
-use crate::input::authorization::split_authorization;
 use crate::keys::Status;
 use crate::keys::store as key_store;
 use crate::telemetry::RequestId;
@@ -122,7 +122,7 @@ async fn verify_principal(req: &HttpRequest, state: &AppState) -> Result<Princip
     let loaded = db::run(&state.pool, move |conn| {
         let caller = load_caller(conn, &key_id, &jti)?;
         let acting = match &x_tenant {
-            Some(slug) => Some(tenants::find_by_slug(conn, slug)?),
+            Some(slug) => Some(tenants::store::find_by_slug(conn, slug)?),
             None => None,
         };
         Ok::<_, ApiError>((caller, acting))

@@ -25,7 +25,7 @@ fn open(settings: &Settings) -> Result<AnyConnection, String> {
 }
 
 fn tenant(conn: &mut AnyConnection, slug: &str) -> Result<crate::db::models::Tenant, String> {
-    tenants::find_by_slug(conn, slug)
+    tenants::store::find_by_slug(conn, slug)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no tenant `{slug}`"))
 }
@@ -84,7 +84,7 @@ fn create(
         problems.extend(rules::max_token_ttl(ttl).err());
     }
     for audience in &args.audiences {
-        if !tenants::has_audience(conn, &tenant.id, audience).map_err(|e| e.to_string())? {
+        if !tenants::store::has_audience(conn, &tenant.id, audience).map_err(|e| e.to_string())? {
             problems.push(crate::error::FieldError::new(
                 "audiences",
                 format!("`{audience}` is not registered in tenant `{}`", tenant.slug),

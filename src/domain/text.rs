@@ -14,6 +14,14 @@ pub fn ascii_quote(s: &str) -> String {
         .collect()
 }
 
+/// Splits an `Authorization` header value into scheme and credentials (the
+/// scheme compares case-insensitively, so it is returned as sent). Shared by
+/// the admin extractor and client authentication at the token endpoints.
+pub fn split_authorization(value: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    Some((scheme, rest.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
+use crate::domain::text::split_authorization;
 use crate::error::{AuthScheme, OAuthError};
 use crate::grants::credential::Presented;
 use crate::grants::form::FormParams;
-use crate::input::authorization::split_authorization;
 
 /// A key id is a UUID; anything else cannot name a key.
 fn plausible_key_id(id: &str) -> bool {

@@ -276,7 +276,7 @@ async fn checklist(
         // audience too: the tenant may have given it up since the key was
         // made.
         if decision.audience != admin_audience
-            && !tenants::has_audience(conn, &candidate.tenant.id, &decision.audience)?
+            && !tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?
         {
             return Ok(Outcome::Rejected(OAuthError::new(
                 OAuthErrorCode::InvalidTarget,

@@ -7,10 +7,10 @@ use actix_web::HttpRequest;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::domain::text::split_authorization;
 use crate::error::{AuthScheme, OAuthError};
 use crate::grants::credential::Presented;
 use crate::grants::form::has_media_type;
-use crate::input::authorization::split_authorization;
 use crate::tokens::issue::Requested;
 
 #[derive(Debug, Default, Deserialize)]

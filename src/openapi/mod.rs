@@ -10,12 +10,10 @@
 
 pub mod schemas;
 
-// The schema types' old paths (`crate::openapi::AdminErrors`), for code not
-// yet moved to `openapi::schemas`; the architecture test flags such uses.
-pub use schemas::*;
-
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use schemas::{OAuthErrorDoc, ProblemDoc};
 
 /// Security scheme names used by the path annotations.
 pub const ADMIN_BEARER: &str = "admin_bearer";

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{
+use super::capabilities::{
     Auditor, Caller, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, SelfService, SettingsAdmin,
     SigningKeyAdmin, TenantAdmin, insufficient,
 };
@@ -127,6 +127,18 @@ impl Principal {
             self.needs(scope)
         } else {
             Err(insufficient(scope))
+        }
+    }
+}
+
+impl Caller {
+    /// The caller as the capabilities carry it into the blocking task.
+    pub(super) fn of(principal: &Principal) -> Self {
+        Self {
+            key_id: principal.key.id.clone(),
+            sub: principal.sub.clone(),
+            scopes: principal.scopes.clone(),
+            tenant_id: principal.tenant.id.clone(),
         }
     }
 }

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::audit::{self, ACTIONS, EventView, Filter};
-use crate::auth::Principal;
 use crate::db;
 use crate::error::{ApiError, FieldError};
 use crate::pagination::{Page, open_cursor, seal_cursor};
+use crate::powers::Principal;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,12 +8,12 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::is_json;
 use crate::keys::service::{self, Deps};
 use crate::keys::{list, revoke, rotate};
+use crate::powers::Principal;
 use parse::ListQuery;
 
 fn deps(state: &AppState) -> Deps<'_> {

@@ -5,16 +5,17 @@
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
-use crate::auth::{self, Principal, powers};
+use crate::auth;
 use crate::client_ip::client_ip;
 use crate::db::models::Tenant;
+use crate::domain::text::split_authorization;
 use crate::error::{ApiError, AuthScheme, OAuthError};
 use crate::grants::form::{self, FormParams};
 use crate::grants::revoke::Asker;
 use crate::grants::{self, Credential, Flavor, client_credentials, introspect, revoke};
-use crate::input::authorization::split_authorization;
 use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::keys::secret::ApiKeySecret;
+use crate::powers::{self, Principal};
 use crate::routes::token::grant_context;
 use crate::telemetry::RequestId;
 

@@ -6,11 +6,10 @@ use chrono::{NaiveDateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::db::models::SigningKeyRow;
 use crate::db::{self};
 use crate::error::ApiError;
-use crate::startup::reload_keys;
+use crate::powers::Principal;
 use crate::tokens::signing::{self, SigningError};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -70,7 +69,7 @@ pub async fn list(
 /// others follow within `signing.reload_s`).
 async fn reload(state: &web::Data<AppState>) -> Result<(), ApiError> {
     let st = state.clone();
-    tokio::task::spawn_blocking(move || reload_keys(&st))
+    tokio::task::spawn_blocking(move || st.reload_keys())
         .await
         .map_err(ApiError::internal)?
         .map_err(signing_error)

@@ -8,12 +8,12 @@ use chrono::{NaiveDateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::db::models::Tenant;
 use crate::error::{ApiError, FieldError};
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::{Body, is_json, page_limit};
 use crate::pagination::Page;
+use crate::powers::Principal;
 use crate::tenants::request::{NewTenant, RenameTenant, TenantPage};
 use crate::tenants::{self, service};
 

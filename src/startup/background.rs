@@ -8,7 +8,6 @@ use chrono::Utc;
 
 use crate::app::AppState;
 use crate::db;
-use crate::tokens::signing;
 
 /// SIGTERM/SIGINT: drain (readiness 503, `Connection: close`, still
 /// serving) for `server.drain_s`, then stop accepting and let in-flight
@@ -88,7 +87,7 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
                 _ = reload.tick() => {
                     let st = state.clone();
                     let result = tokio::task::spawn_blocking(move || {
-                        signing::reload(&st.pool, &st.master, &st.settings.signing, &st.keyring)
+                        st.reload_keys()
                     })
                     .await;
                     match result {

@@ -30,7 +30,6 @@ use crate::input::body::BODY_LIMIT;
 use crate::openapi;
 use crate::routes::{docs, fallback};
 use crate::telemetry;
-use crate::tokens::signing;
 use crate::usage::Usage;
 
 pub struct Application {
@@ -147,17 +146,6 @@ impl Application {
         }
         served
     }
-}
-
-/// The periodic signing-key reload of one replica, as the admin routes run
-/// it after a change. Blocking.
-pub fn reload_keys(state: &AppState) -> Result<(), signing::SigningError> {
-    signing::reload(
-        &state.pool,
-        &state.master,
-        &state.settings.signing,
-        &state.keyring,
-    )
 }
 
 fn serve(

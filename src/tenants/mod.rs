@@ -5,9 +5,6 @@ pub mod request;
 pub mod service;
 pub mod store;
 
-// The finders other families call by their old paths.
-pub use store::{any_exists, create, find_by_id, find_by_slug, has_audience, lock};
-
 /// The system tenant, created at bootstrap; only its keys may hold
 /// `admin:tenants` and `admin:signing-keys`.
 pub const SYSTEM_TENANT: &str = "default";

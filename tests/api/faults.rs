@@ -289,7 +289,7 @@ async fn replicas_share_keys_revocations_quotas_and_signing_keys() {
     }
     // Every replica's token verifies against every replica's JWKS.
     for node in &nodes {
-        let verifier = keymint::verify::Verifier::builder(ISSUER)
+        let verifier = keymint::validator::Verifier::builder(ISSUER)
             .jwks_uri(format!("{node}/.well-known/jwks.json"))
             .audience("urn:keymint:tenant:default")
             .build()

@@ -1,4 +1,4 @@
-//! Downstream verification: `keymint::verify` (the library and its actix
+//! Downstream verification: `keymint::validator` (the library and its actix
 //! extractors) and the `token` / `verify` commands, against running servers.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use keymint::tokens::issue::AccessClaims;
 use keymint::tokens::signing::{self, KeyRing};
-use keymint::verify::{RequiredScopes, Scoped, Token, Verifier, VerifyError};
+use keymint::validator::{RequiredScopes, Scoped, Token, Verifier, VerifyError};
 
 use crate::client::Form;
 use crate::helpers::{Backend, TestApp, run_cli, spawn_app, spawn_app_with};
