@@ -28,6 +28,7 @@ mod context;
 mod credential;
 mod exchange;
 pub mod form;
+mod grant;
 pub mod introspect;
 mod refusal;
 pub mod revoke;
@@ -45,4 +46,5 @@ pub use credential::{
     TokenResponse,
 };
 pub use exchange::{authenticate_client, exchange};
+pub use grant::{Grant, TokenRequest, issue};
 pub use refusal::{Denial, Reason};

@@ -2,14 +2,15 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::DateTime;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::audit::{self, ACTIONS, EventView, Filter};
-use crate::db;
+use crate::audit::{ACTIONS, Filter};
+use crate::crypto::master::MasterKey;
 use crate::error::{ApiError, FieldError};
-use crate::pagination::{Page, open_cursor, seal_cursor};
+use crate::input::json::page_limit;
 use crate::powers::Principal;
+use crate::tenants::audit::{self, ListEvents, cursor_before, filter_digest};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,13 +22,6 @@ pub struct Query {
     until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct AuditCursor {
-    t: String,
-    f: String,
-    k: String,
 }
 
 #[utoipa::path(operation_id = "listAuditEvents", get, path = "/api/v1/audit-events", tag = "tenants", security(("admin_bearer" = [])),
@@ -46,8 +40,21 @@ pub async fn list(
     query: web::Query<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.auditor()?;
-    let q = query.into_inner();
+    let auditor = principal.auditor()?;
+    let request = parse(query.into_inner(), &principal.tenant.id, &state.master)?;
+    let page = audit::list(
+        &state.admin_lane,
+        &state.master,
+        auditor,
+        &principal.tenant,
+        request,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The query into a [`ListEvents`], every bad parameter named at once.
+fn parse(q: Query, tenant_id: &str, master: &MasterKey) -> Result<ListEvents, ApiError> {
     let mut errors = Vec::new();
     if let Some(action) = &q.action
         && !ACTIONS.contains(&action.as_str())
@@ -74,16 +81,13 @@ pub async fn list(
     };
     let since = time("since", &q.since);
     let until = time("until", &q.until);
-    let limit = crate::input::json::page_limit(q.limit.as_deref(), &mut errors);
-    let digest = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}",
-        q.action, q.key_id, q.actor, q.since, q.until
-    );
+    let limit = page_limit(q.limit.as_deref(), &mut errors);
+    let digest = filter_digest([&q.action, &q.key_id, &q.actor, &q.since, &q.until]);
     let before_id = match &q.cursor {
         None => None,
-        Some(raw) => match open_cursor::<AuditCursor>(&state.master, raw) {
-            Some(c) if c.t == principal.tenant.id && c.f == digest => Some(c.k),
-            _ => {
+        Some(raw) => match cursor_before(master, raw, tenant_id, &digest) {
+            Some(id) => Some(id),
+            None => {
                 errors.push(FieldError::new(
                     "cursor",
                     "is not a cursor this list returned (for these filters)",
@@ -95,38 +99,16 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
-    let filter = Filter {
-        action: q.action,
-        key_id: q.key_id,
-        actor: q.actor,
-        since,
-        until,
-        before_id,
-    };
-    let tenant_id = principal.tenant.id.clone();
-    let mut rows = db::read(&state.admin_lane, move |conn, bound| {
-        audit::list(conn, &tenant_id, &filter, limit + 1, bound)
+    Ok(ListEvents {
+        filter: Filter {
+            action: q.action,
+            key_id: q.key_id,
+            actor: q.actor,
+            since,
+            until,
+            before_id,
+        },
+        limit,
+        digest,
     })
-    .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(seal_cursor(
-            &state.master,
-            &AuditCursor {
-                t: principal.tenant.id.clone(),
-                f: digest,
-                k: last.id.clone(),
-            },
-        )),
-        _ => None,
-    };
-    let slug = principal.tenant.slug.clone();
-    Ok(HttpResponse::Ok().json(Page {
-        items: rows
-            .into_iter()
-            .map(|e| EventView::of(e, Some(&slug)))
-            .collect::<Vec<_>>(),
-        next_cursor,
-    }))
 }

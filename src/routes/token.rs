@@ -8,7 +8,8 @@ use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grants::form::{self, FormParams};
 use crate::grants::{
-    self, Context, Credential, Flavor, client_credentials, signed, simple, token_exchange,
+    self, Context, Credential, Grant, TokenRequest, client_credentials, signed, simple,
+    token_exchange,
 };
 use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::telemetry::RequestId;
@@ -52,6 +53,44 @@ fn requested(form: &FormParams) -> Requested {
     }
 }
 
+/// The grant named by `grant_type`, with its credentials taken out of the
+/// form (so nothing later can echo them).
+fn parse_grant(
+    req: &HttpRequest,
+    form: &mut FormParams,
+    signed: Option<Credential>,
+) -> Result<Grant, OAuthError> {
+    match form.get("grant_type") {
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+        Some(CLIENT_CREDENTIALS) => {
+            let credential = match signed {
+                Some(signed) => {
+                    if form.contains("client_secret") || form.contains("client_id") {
+                        return Err(OAuthError::invalid_request(
+                            "a signed request carries no other client credentials",
+                        ));
+                    }
+                    signed
+                }
+                None => Credential::Secret(client_credentials::credentials(req, form)?),
+            };
+            Ok(Grant::Client(credential))
+        }
+        Some(token_exchange::GRANT_TYPE) => {
+            if signed.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "signed requests are accepted with client_credentials only",
+                ));
+            }
+            Ok(Grant::TokenExchange(token_exchange::parse(req, form)?))
+        }
+        Some(_) => Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            "supported grant types: client_credentials, urn:ietf:params:oauth:grant-type:token-exchange",
+        )),
+    }
+}
+
 #[utoipa::path(operation_id = "oauthToken", post, path = "/oauth/token", tag = "tokens",
     request_body(content = crate::openapi::schemas::TokenForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = []), ("signed_request" = [])),
@@ -75,71 +114,14 @@ pub async fn oauth_token(
     let mut form = FormParams::parse(&body)?;
     let signed = signed_credential(&req, &body)?;
     drop(body);
-    let ip = client_ip(&req, &state.settings.server);
-    let response = match form.get("grant_type") {
-        None => return Err(OAuthError::invalid_request("grant_type is required")),
-        Some(CLIENT_CREDENTIALS) => {
-            let credential = match signed {
-                Some(signed) => {
-                    if form.contains("client_secret") || form.contains("client_id") {
-                        return Err(OAuthError::invalid_request(
-                            "a signed request carries no other client credentials",
-                        ));
-                    }
-                    signed
-                }
-                None => Credential::Secret(client_credentials::credentials(&req, &mut form)?),
-            };
-            grants::exchange(
-                grant_context(&state),
-                credential,
-                requested(&form),
-                Flavor::Client,
-                ip,
-                request_id(&req),
-            )
-            .await?
-        }
-        Some(token_exchange::GRANT_TYPE) => {
-            if signed.is_some() {
-                return Err(OAuthError::invalid_request(
-                    "signed requests are accepted with client_credentials only",
-                ));
-            }
-            let mut exchange = token_exchange::parse(&req, &mut form)?;
-            let client_key_id = match exchange.client.take() {
-                Some(client) => Some(
-                    grants::authenticate_client(
-                        grant_context(&state),
-                        Credential::Secret(client),
-                        &exchange.flavor(None),
-                        ip,
-                        request_id(&req),
-                    )
-                    .await?
-                    .key
-                    .id,
-                ),
-                None => None,
-            };
-            let flavor = exchange.flavor(client_key_id);
-            grants::exchange(
-                grant_context(&state),
-                Credential::Secret(exchange.subject),
-                requested(&form),
-                flavor,
-                ip,
-                request_id(&req),
-            )
-            .await?
-        }
-        Some(_) => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                "supported grant types: client_credentials, urn:ietf:params:oauth:grant-type:token-exchange",
-            ));
-        }
+    let grant = parse_grant(&req, &mut form, signed)?;
+    let request = TokenRequest {
+        grant,
+        requested: requested(&form),
+        client_ip: client_ip(&req, &state.settings.server),
+        request_id: request_id(&req),
     };
+    let response = grants::issue(grant_context(&state), request).await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -168,16 +150,12 @@ pub async fn api_token(
         }
         None => Credential::Secret(simple::credentials(&req)?),
     };
-    let requested = simple::requested(&req, &body)?;
-    let ip = client_ip(&req, &state.settings.server);
-    let response = grants::exchange(
-        grant_context(&state),
-        credential,
-        requested,
-        Flavor::Client,
-        ip,
-        request_id(&req),
-    )
-    .await?;
+    let request = TokenRequest {
+        grant: Grant::Client(credential),
+        requested: simple::requested(&req, &body)?,
+        client_ip: client_ip(&req, &state.settings.server),
+        request_id: request_id(&req),
+    };
+    let response = grants::issue(grant_context(&state), request).await?;
     Ok(HttpResponse::Ok().json(response))
 }

@@ -1,5 +1,6 @@
 //! Tenants and their policy rows.
 
+pub mod audit;
 pub mod policy;
 pub mod request;
 pub mod service;
