@@ -13,6 +13,30 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page made of `rows`, fetched as `limit + 1`: the extra row only
+    /// says that a next page exists. The next cursor is sealed from what
+    /// `cursor` takes of the last row kept; `item` makes the answer's items.
+    pub fn of_rows<R, C: Serialize>(
+        mut rows: Vec<R>,
+        limit: i64,
+        master: &MasterKey,
+        cursor: impl FnOnce(&R) -> C,
+        item: impl FnMut(R) -> T,
+    ) -> Self {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = match (more, rows.last()) {
+            (true, Some(last)) => Some(seal_cursor(master, &cursor(last))),
+            _ => None,
+        };
+        Page {
+            items: rows.into_iter().map(item).collect(),
+            next_cursor,
+        }
+    }
+}
+
 /// Cursors are signed so a client cannot forge one for another tenant or
 /// filter set; they are opaque and carry no secret.
 pub fn seal_cursor(master: &MasterKey, payload: &impl Serialize) -> String {

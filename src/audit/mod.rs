@@ -99,8 +99,14 @@ pub struct Record<'a> {
     pub details: serde_json::Value,
 }
 
-pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) -> QueryResult<()> {
-    let event = AuditEvent {
+/// The row for `record`, counting `count` occurrences.
+fn event_row(
+    record: &Record<'_>,
+    at: NaiveDateTime,
+    count: i64,
+    dedup_key: Option<String>,
+) -> AuditEvent {
+    AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
         at,
         tenant_id: record.tenant_id.map(str::to_owned),
@@ -115,9 +121,13 @@ pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) ->
         target_id: Some(record.target_id.to_owned()),
         outcome: if record.success { "success" } else { "failure" }.to_owned(),
         details: record.details.to_string(),
-        count: 1,
-        dedup_key: None,
-    };
+        count,
+        dedup_key,
+    }
+}
+
+pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) -> QueryResult<()> {
+    let event = event_row(&record, at, 1, None);
     diesel::insert_into(audit_events::table)
         .values(&event)
         .execute(conn)?;
@@ -291,24 +301,12 @@ pub fn denied_many(
     if bump(conn)? > 0 {
         return Ok(());
     }
-    let event = AuditEvent {
-        id: uuid::Uuid::now_v7().to_string(),
-        at,
-        tenant_id: record.tenant_id.map(str::to_owned),
-        action: record.action.to_owned(),
-        actor_type: actor_type(record.actor.kind).to_owned(),
-        actor_key_id: record.actor.key_id.clone(),
-        actor_sub: record.actor.sub.clone(),
-        actor_tenant: record.actor.tenant.clone(),
-        ip: record.origin.ip.clone(),
-        request_id: record.origin.request_id.clone(),
-        target_type: Some(record.target_type.to_owned()),
-        target_id: Some(record.target_id.to_owned()),
-        outcome: "failure".to_owned(),
-        details: record.details.to_string(),
-        count,
-        dedup_key: Some(key.clone()),
+    // A denial is a failure whatever the record says.
+    let record = Record {
+        success: false,
+        ..record
     };
+    let event = event_row(&record, at, count, Some(key.clone()));
     // In its own (nested) transaction: on PostgreSQL a failed statement
     // aborts the transaction around it, and the caller's may hold others.
     let inserted = conn.transaction(|conn| {

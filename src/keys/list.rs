@@ -12,7 +12,7 @@ use crate::keys::request::ListKeys;
 use crate::keys::service::Deps;
 use crate::keys::store;
 use crate::keys::view::KeyView;
-use crate::pagination::{Page, open_cursor, seal_cursor};
+use crate::pagination::{Page, open_cursor};
 use crate::powers::{KeyReader, Principal};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,28 +78,19 @@ pub async fn list(
     let now = Utc::now().naive_utc();
     // On the admin lane, within its time bound: a search scans the tenant's
     // keys, and must never hold the token endpoints' connections.
-    let mut rows = db::read(deps.admin_lane, move |conn, bound| {
+    let rows = db::read(deps.admin_lane, move |conn, bound| {
         store::list_page(conn, bound, &filter, now)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(seal_cursor(
-            deps.master,
-            &CursorPayload {
-                t: principal.tenant.id.clone(),
-                f: digest,
-                k: last.id.clone(),
-            },
-        )),
-        _ => None,
-    };
-    Ok(Page {
-        items: rows
-            .iter()
-            .map(|k| KeyView::of(k, &principal.tenant.slug, now))
-            .collect(),
-        next_cursor,
-    })
+    Ok(Page::of_rows(
+        rows,
+        limit,
+        deps.master,
+        |last| CursorPayload {
+            t: principal.tenant.id.clone(),
+            f: digest,
+            k: last.id.clone(),
+        },
+        |k| KeyView::of(&k, &principal.tenant.slug, now),
+    ))
 }

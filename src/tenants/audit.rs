@@ -6,7 +6,7 @@ use crate::audit::{self, EventView, Filter};
 use crate::crypto::master::MasterKey;
 use crate::db::{self, AdminLane, models::Tenant};
 use crate::error::ApiError;
-use crate::pagination::{Page, open_cursor, seal_cursor};
+use crate::pagination::{Page, open_cursor};
 use crate::powers::Auditor;
 
 /// What a cursor carries: the tenant, the filters it was made for, and the
@@ -60,28 +60,19 @@ pub async fn list(
         digest,
     } = request;
     let tenant_id = tenant.id.clone();
-    let mut rows = db::read(lane, move |conn, bound| {
+    let rows = db::read(lane, move |conn, bound| {
         audit::list(conn, &tenant_id, &filter, limit + 1, bound)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(seal_cursor(
-            master,
-            &AuditCursor {
-                t: tenant.id.clone(),
-                f: digest,
-                k: last.id.clone(),
-            },
-        )),
-        _ => None,
-    };
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|e| EventView::of(e, Some(&tenant.slug)))
-            .collect(),
-        next_cursor,
-    })
+    Ok(Page::of_rows(
+        rows,
+        limit,
+        master,
+        |last| AuditCursor {
+            t: tenant.id.clone(),
+            f: digest,
+            k: last.id.clone(),
+        },
+        |e| EventView::of(e, Some(&tenant.slug)),
+    ))
 }

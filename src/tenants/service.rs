@@ -12,7 +12,7 @@ use crate::crypto::master::MasterKey;
 use crate::db::models::Tenant;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
-use crate::pagination::{Page, open_cursor, seal_cursor};
+use crate::pagination::{Page, open_cursor};
 use crate::powers::{Principal, TenantAdmin};
 
 #[derive(Serialize, Deserialize)]
@@ -78,25 +78,19 @@ pub async fn list(
     request: TenantPage,
 ) -> Result<Page<Tenant>, ApiError> {
     let TenantPage { limit, after } = request;
-    let mut rows = db::run(pool, move |conn| {
+    let rows = db::run(pool, move |conn| {
         store::list(conn, after.as_deref(), limit + 1).map_err(ApiError::from)
     })
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(seal_cursor(
-            master,
-            &TenantCursor {
-                after: last.id.clone(),
-            },
-        )),
-        _ => None,
-    };
-    Ok(Page {
-        items: rows,
-        next_cursor,
-    })
+    Ok(Page::of_rows(
+        rows,
+        limit,
+        master,
+        |last| TenantCursor {
+            after: last.id.clone(),
+        },
+        |tenant| tenant,
+    ))
 }
 
 /// `PATCH /api/v1/tenants/{slug}`: renames it (or, without a name, only
