@@ -23,6 +23,7 @@ pub mod pagination;
 pub mod pending;
 pub mod powers;
 pub mod routes;
+pub mod signing_keys;
 pub mod startup;
 pub mod telemetry;
 pub mod tenants;

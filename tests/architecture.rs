@@ -61,6 +61,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             // `auth` (HTTP) only builds the principal from a request.
             "powers",
             "pagination",
+            "signing_keys",
             "bootstrap",
             "janitor",
         ],

@@ -1,78 +1,31 @@
-//! `/api/v1/signing-keys`: metadata, on-demand rotation and emergency
-//! revocation. Never private material.
+//! `/api/v1/signing-keys`: the caller's capability, one call to
+//! [`crate::signing_keys`], the answer.
 
 use actix_web::{HttpResponse, web};
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
-use serde::Serialize;
 
 use crate::app::AppState;
-use crate::db::models::SigningKeyRow;
-use crate::db::{self};
 use crate::error::ApiError;
 use crate::powers::Principal;
-use crate::tokens::signing::{self, SigningError};
+use crate::signing_keys::{self, Deps};
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SigningKeyView {
-    kid: String,
-    alg: String,
-    /// `next`, `active`, `retired` or `revoked`.
-    state: &'static str,
-    created_at: String,
-    activates_at: String,
-    retired_at: Option<String>,
-    revoked_at: Option<String>,
-}
-
-fn time(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn view(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> SigningKeyView {
-    SigningKeyView {
-        kid: row.kid.clone(),
-        alg: row.alg.clone(),
-        state: signing::state_of(row, rows, now),
-        created_at: time(row.created_at),
-        activates_at: time(row.activates_at),
-        retired_at: row.retired_at.map(time),
-        revoked_at: row.revoked_at.map(time),
-    }
-}
-
-fn signing_error(err: SigningError) -> ApiError {
-    match err {
-        SigningError::TooYoung { .. } => ApiError::Conflict(err.to_string()),
-        SigningError::Db(db) => db.into(),
-        SigningError::MasterKey(key) => key.into(),
-        other => ApiError::internal(other),
+fn deps(state: &AppState) -> Deps {
+    Deps {
+        pool: state.pool.clone(),
+        master: state.master.clone(),
+        settings: state.settings.clone(),
+        keyring: state.keyring.clone(),
     }
 }
 
 #[utoipa::path(operation_id = "listSigningKeys", get, path = "/api/v1/signing-keys", tag = "signing-keys", security(("admin_bearer" = [])),
-    responses((status = 200, description = "Every signing key, metadata only", body = crate::pagination::Page<SigningKeyView>), crate::openapi::schemas::AdminErrors))]
+    responses((status = 200, description = "Every signing key, metadata only", body = crate::pagination::Page<crate::signing_keys::SigningKeyView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.signing_key_admin()?;
-    let rows = db::run(&state.pool, |conn| {
-        signing::load_rows(conn).map_err(ApiError::from)
-    })
-    .await?;
-    let now = Utc::now().naive_utc();
-    let items: Vec<SigningKeyView> = rows.iter().map(|r| view(r, &rows, now)).collect();
+    let power = principal.signing_key_admin()?;
+    let items = signing_keys::list(&deps(&state), power).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_cursor": null })))
-}
-
-/// Re-reads the keys so this replica publishes the change at once (the
-/// others follow within `signing.reload_s`).
-async fn reload(state: &web::Data<AppState>) -> Result<(), ApiError> {
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || st.reload_keys())
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(signing_error)
 }
 
 #[utoipa::path(operation_id = "rotateSigningKeys", post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", security(("admin_bearer" = [])),
@@ -81,55 +34,33 @@ pub async fn rotate(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.signing_key_admin()?;
-    let master = state.master.clone();
-    let settings = state.settings.clone();
-    let actor = principal.actor();
-    let origin = principal.origin.clone();
-    let rotation = db::run(&state.pool, move |conn| {
-        signing::rotate(
-            conn,
-            &master,
-            &settings.signing,
-            Utc::now().naive_utc(),
-            &actor,
-            &origin,
-        )
-        .map_err(signing_error)
-    })
+    let power = principal.signing_key_admin()?;
+    let rotation = signing_keys::rotate(
+        &deps(&state),
+        power,
+        principal.actor(),
+        principal.origin.clone(),
+    )
     .await?;
-    reload(&state).await?;
     Ok(HttpResponse::Ok().json(rotation))
 }
 
 #[utoipa::path(operation_id = "revokeSigningKey", post, path = "/api/v1/signing-keys/{kid}/revoke", tag = "signing-keys", security(("admin_bearer" = [])),
     params(("kid" = String, Path)),
-    responses((status = 200, description = "Revoked: withdrawn from the JWKS at once", body = SigningKeyView), crate::openapi::schemas::AdminErrors))]
+    responses((status = 200, description = "Revoked: withdrawn from the JWKS at once", body = crate::signing_keys::SigningKeyView), crate::openapi::schemas::AdminErrors))]
 pub async fn revoke(
     principal: Principal,
     kid: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.signing_key_admin()?;
-    let kid = kid.into_inner();
-    if kid.len() > 64 {
-        return Err(ApiError::NotFound);
-    }
-    let master = state.master.clone();
-    let settings = state.settings.clone();
-    let actor = principal.actor();
-    let origin = principal.origin.clone();
-    let now = Utc::now().naive_utc();
-    let revoked = db::run(&state.pool, move |conn| {
-        signing::revoke(conn, &master, &settings.signing, &kid, now, &actor, &origin)
-            .map_err(signing_error)
-    })
-    .await?
-    .ok_or(ApiError::NotFound)?;
-    reload(&state).await?;
-    let rows = db::run(&state.pool, |conn| {
-        signing::load_rows(conn).map_err(ApiError::from)
-    })
+    let power = principal.signing_key_admin()?;
+    let revoked = signing_keys::revoke(
+        &deps(&state),
+        power,
+        kid.into_inner(),
+        principal.actor(),
+        principal.origin.clone(),
+    )
     .await?;
-    Ok(HttpResponse::Ok().json(view(&revoked, &rows, now)))
+    Ok(HttpResponse::Ok().json(revoked))
 }
