@@ -26,9 +26,10 @@ use keymint::crypto::master::{Aad, MasterKey, Purpose};
 use keymint::db::{self, AnyConnection, models::SigningKeyRow};
 use keymint::domain::text::split_authorization;
 use keymint::error::OAuthError;
-use keymint::grants::form::{FormParams, MAX_PARAMS};
+use keymint::grants::Presented;
 use keymint::grants::signed::{self, MAX_SKEW_MS, SignedError};
-use keymint::grants::{Presented, client_credentials, simple, token_exchange};
+use keymint::input::form::{FormParams, MAX_PARAMS};
+use keymint::input::{api_key, client_credentials, token_exchange};
 use keymint::keys::secret::{ApiKeySecret, MAX_LEN, is_valid_prefix};
 use keymint::keys::{SecurityLevel, store};
 use keymint::tokens::issue::AccessClaims;
@@ -163,7 +164,7 @@ pub fn token_request(data: &[u8]) -> bool {
     let mut accepted = false;
     let grant_type = form.get("grant_type").map(str::to_owned);
     let presented: Vec<Presented> = match grant_type.as_deref() {
-        Some(token_exchange::GRANT_TYPE) => match token_exchange::parse(&req, &mut form) {
+        Some(keymint::grants::TOKEN_EXCHANGE) => match token_exchange::parse(&req, &mut form) {
             Ok(exchange) => std::iter::once(exchange.subject)
                 .chain(exchange.client)
                 .collect(),
@@ -190,7 +191,7 @@ pub fn token_request(data: &[u8]) -> bool {
     // `/api/v1/token`: the same value as `Authorization: ApiKey …` or as
     // `X-API-Key`, and the body as its optional JSON.
     for name in ["authorization", "x-api-key"] {
-        match simple::credentials(&with_header(name)) {
+        match api_key::credentials(&with_header(name)) {
             Ok(p) => accepted |= check_presented(&p),
             Err(err) => assert_ascii(&err),
         }
@@ -199,7 +200,7 @@ pub fn token_request(data: &[u8]) -> bool {
         .uri("/api/v1/token")
         .insert_header(("content-type", "application/json"))
         .to_http_request();
-    if let Err(err) = simple::requested(&json, body) {
+    if let Err(err) = api_key::requested(&json, body) {
         assert_ascii(&err);
     }
     accepted

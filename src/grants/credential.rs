@@ -10,6 +10,8 @@ use crate::grants::signed::SignedRequest;
 pub const TOKEN_TYPE_API_KEY: &str = "urn:keymint:params:token-type:api-key";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693's `grant_type`.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// A secret as presented, with the key id it claims to be (if any).
 pub struct Presented {
@@ -48,4 +50,21 @@ pub struct TokenResponse {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+}
+
+/// The request's parts: the subject key, the optional client, and how to
+/// answer.
+pub struct ExchangeRequest {
+    pub subject: Presented,
+    pub client: Option<Presented>,
+    pub issued_token_type: &'static str,
+}
+
+impl ExchangeRequest {
+    pub fn flavor(&self, client_key_id: Option<String>) -> Flavor {
+        Flavor::TokenExchange {
+            client_key_id,
+            issued_token_type: self.issued_token_type,
+        }
+    }
 }

@@ -5,9 +5,8 @@ use std::net::IpAddr;
 
 use crate::error::OAuthError;
 use crate::grants::context::Context;
-use crate::grants::credential::{Credential, Flavor, TokenResponse};
+use crate::grants::credential::{Credential, ExchangeRequest, Flavor, TokenResponse};
 use crate::grants::exchange::{authenticate_client, exchange};
-use crate::grants::token_exchange::ExchangeRequest;
 use crate::tokens::issue::Requested;
 
 /// How the key is presented.

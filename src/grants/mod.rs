@@ -1,7 +1,8 @@
-//! Exchanging an API key for a JWT. Each grant file turns its request into
-//! [`Presented`] credentials and
-//! [`Requested`](crate::tokens::issue::Requested) parameters;
-//! [`exchange()`] is the one checklist they share, in this order:
+//! Exchanging an API key for a JWT. The HTTP floor (`input::api_key`,
+//! `input::client_credentials`, `input::token_exchange`, or
+//! [`signed`] for a signed request) turns each request into [`Presented`]
+//! credentials and [`Requested`](crate::tokens::issue::Requested)
+//! parameters; [`exchange()`] is the one checklist they share, in this order:
 //!
 //! 1. parse the secret (format and checksum) — no database work for garbage;
 //! 2. one indexed query: key and tenant policy by the secret's hash;
@@ -23,27 +24,23 @@
 //! and audits the same way.
 
 pub mod authenticate;
-pub mod client_credentials;
 mod context;
 mod credential;
 mod exchange;
-pub mod form;
 mod grant;
 pub mod introspect;
 mod refusal;
 pub mod revoke;
 pub mod signed;
-pub mod simple;
 pub mod store;
-pub mod token_exchange;
 
 // The grants' API in one place. Inside `grants`, modules name each other
 // by their own paths, never through these, so no file depends on this one.
 pub use authenticate::authenticate;
 pub use context::Context;
 pub use credential::{
-    Credential, Flavor, Presented, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_API_KEY, TOKEN_TYPE_JWT,
-    TokenResponse,
+    Credential, ExchangeRequest, Flavor, Presented, TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN,
+    TOKEN_TYPE_API_KEY, TOKEN_TYPE_JWT, TokenResponse,
 };
 pub use exchange::{authenticate_client, exchange};
 pub use grant::{Grant, TokenRequest, issue};

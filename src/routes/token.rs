@@ -6,12 +6,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::grants::form::{self, FormParams};
-use crate::grants::{
-    self, Context, Credential, Grant, TokenRequest, client_credentials, signed, simple,
-    token_exchange,
-};
+use crate::grants::{self, Context, Credential, Grant, TOKEN_EXCHANGE, TokenRequest, signed};
 use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
+use crate::input::form::{self, FormParams};
+use crate::input::{api_key, client_credentials, token_exchange};
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 
@@ -76,7 +74,7 @@ fn parse_grant(
             };
             Ok(Grant::Client(credential))
         }
-        Some(token_exchange::GRANT_TYPE) => {
+        Some(TOKEN_EXCHANGE) => {
             if signed.is_some() {
                 return Err(OAuthError::invalid_request(
                     "signed requests are accepted with client_credentials only",
@@ -148,11 +146,11 @@ pub async fn api_token(
             }
             signed
         }
-        None => Credential::Secret(simple::credentials(&req)?),
+        None => Credential::Secret(api_key::credentials(&req)?),
     };
     let request = TokenRequest {
         grant: Grant::Client(credential),
-        requested: simple::requested(&req, &body)?,
+        requested: api_key::requested(&req, &body)?,
         client_ip: client_ip(&req, &state.settings.server),
         request_id: request_id(&req),
     };

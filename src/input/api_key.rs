@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::domain::text::split_authorization;
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::credential::Presented;
-use crate::grants::form::has_media_type;
+use crate::grants::Presented;
+use crate::input::form::has_media_type;
 use crate::tokens::issue::Requested;
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::domain::text::split_authorization;
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::credential::Presented;
-use crate::grants::form::FormParams;
+use crate::grants::Presented;
+use crate::input::form::FormParams;
 
 /// A key id is a UUID; anything else cannot name a key.
 fn plausible_key_id(id: &str) -> bool {

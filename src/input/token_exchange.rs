@@ -5,21 +5,11 @@
 use actix_web::HttpRequest;
 
 use crate::error::{AuthScheme, OAuthError};
-use crate::grants::client_credentials;
-use crate::grants::credential::{
-    Flavor, Presented, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_API_KEY, TOKEN_TYPE_JWT,
+use crate::grants::{
+    ExchangeRequest, Presented, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_API_KEY, TOKEN_TYPE_JWT,
 };
-use crate::grants::form::FormParams;
-
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
-/// The request's parts: the subject key, the optional client, and how to
-/// answer.
-pub struct ExchangeRequest {
-    pub subject: Presented,
-    pub client: Option<Presented>,
-    pub issued_token_type: &'static str,
-}
+use crate::input::client_credentials;
+use crate::input::form::FormParams;
 
 pub fn parse(req: &HttpRequest, form: &mut FormParams) -> Result<ExchangeRequest, OAuthError> {
     if form.contains("actor_token") || form.contains("actor_token_type") {
@@ -63,13 +53,4 @@ pub fn parse(req: &HttpRequest, form: &mut FormParams) -> Result<ExchangeRequest
         client,
         issued_token_type,
     })
-}
-
-impl ExchangeRequest {
-    pub fn flavor(&self, client_key_id: Option<String>) -> Flavor {
-        Flavor::TokenExchange {
-            client_key_id,
-            issued_token_type: self.issued_token_type,
-        }
-    }
 }
