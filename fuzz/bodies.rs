@@ -29,7 +29,7 @@ use keymint::error::OAuthError;
 use keymint::grants::Presented;
 use keymint::grants::signed::{self, MAX_SKEW_MS, SignedError};
 use keymint::input::form::{FormParams, MAX_PARAMS};
-use keymint::input::{api_key, client_credentials, token_exchange};
+use keymint::input::{api_key, client_credentials, signed as signed_input, token_exchange};
 use keymint::keys::secret::{ApiKeySecret, MAX_LEN, is_valid_prefix};
 use keymint::keys::{SecurityLevel, store};
 use keymint::tokens::issue::AccessClaims;
@@ -370,10 +370,10 @@ pub fn signed_request(data: &[u8]) -> bool {
 
     let req = signed_test_request(path_and_query, &headers);
     let mut accepted = false;
-    match signed::parse(&req, body) {
+    match signed_input::parse(&req, body) {
         Err(err) => assert_eq!(err, SignedError::Invalid, "parse says only Invalid"),
         Ok(request) => {
-            assert!(signed::is_signed(&req));
+            assert!(signed_input::is_signed(&req));
             check_timestamps(&request);
             let presented = req
                 .headers()
@@ -422,8 +422,8 @@ pub fn signed_request(data: &[u8]) -> bool {
         })
         .collect();
     let req = signed_test_request(path_and_query, &sent);
-    assert!(signed::is_signed(&req));
-    let request = signed::parse(&req, body).expect("a signed request parses");
+    assert!(signed_input::is_signed(&req));
+    let request = signed_input::parse(&req, body).expect("a signed request parses");
     assert_eq!(request.check_timestamp(now_ms), Ok(()));
     let outcomes = verify_signed(&request, true);
     assert_eq!(
@@ -435,7 +435,7 @@ pub fn signed_request(data: &[u8]) -> bool {
     // The signature covers the body.
     let mut other = body.to_vec();
     other.push(b'x');
-    let request = signed::parse(&req, &other).expect("parses");
+    let request = signed_input::parse(&req, &other).expect("parses");
     assert_eq!(verify_signed(&request, false)[0], Err(SignedError::Invalid));
     accepted
 }

@@ -132,6 +132,35 @@ fn queries_live_only_on_the_storage_floor() {
     );
 }
 
+/// The floors that must never see a request: they take typed values, so
+/// they can be called from the CLI, the background loops and tests alike.
+const NO_HTTP_FLOORS: &[&str] = &["storage", "crypto/tokens", "services"];
+
+#[test]
+fn storage_tokens_and_services_never_read_http() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    for (module, file) in read_tree(&root) {
+        let Some(floor) = floor_of(&module, FLOORS) else {
+            continue;
+        };
+        if !NO_HTTP_FLOORS.contains(&FLOORS[floor].0) {
+            continue;
+        }
+        let code = blank_comments_and_strings(&file.text);
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("actix_web") {
+                out.push(format!("{}:{} ({module})", file.path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        out.is_empty(),
+        "actix_web below the HTTP floor:\n  {}",
+        out.join("\n  ")
+    );
+}
+
 #[test]
 fn no_source_file_is_too_long() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

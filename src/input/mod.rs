@@ -8,4 +8,5 @@ pub mod body;
 pub mod client_credentials;
 pub mod form;
 pub mod json;
+pub mod signed;
 pub mod token_exchange;

@@ -6,10 +6,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::client_ip::client_ip;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::grants::{self, Context, Credential, Grant, TOKEN_EXCHANGE, TokenRequest, signed};
+use crate::grants::{self, Context, Credential, Grant, TOKEN_EXCHANGE, TokenRequest};
 use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::input::form::{self, FormParams};
-use crate::input::{api_key, client_credentials, token_exchange};
+use crate::input::{api_key, client_credentials, signed, token_exchange};
 use crate::telemetry::RequestId;
 use crate::tokens::issue::Requested;
 
