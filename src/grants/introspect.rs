@@ -4,16 +4,22 @@
 //! still active there and its jti was not revoked; anything else is just
 //! inactive, whatever the reason.
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::db::models::Tenant;
 use crate::db::{self, AnyConnection};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::grants::context::Context;
+use crate::grants::credential::{Credential, Flavor};
+use crate::grants::exchange::authenticate_client;
 use crate::grants::store as grants_store;
 use crate::keys::Status;
 use crate::keys::store;
+use crate::powers::key_may_introspect;
 use crate::tokens::issue::AccessClaims;
 use crate::tokens::verify;
 
@@ -69,9 +75,60 @@ fn still_valid(
     Ok(!grants_store::is_revoked(conn, &claims.jti)?)
 }
 
-/// What `tenant`'s caller, allowed to introspect or not, learns of
-/// `token`: its claims if active, `None` if not.
+/// Who asks. An admin-token caller was authenticated by the HTTP floor's
+/// admin extractor; a client is authenticated here, with the token
+/// endpoint's checks (admission included).
+pub enum Asker {
+    /// A client's key: its secret or a signed request.
+    Client(Credential),
+    /// An admin-audience token's principal: its home tenant, and whether it
+    /// holds `tokens:introspect`.
+    Admin { home: Tenant, may_introspect: bool },
+}
+
+/// An introspection request: who asks, from where, about which token.
+pub struct IntrospectRequest {
+    pub asker: Asker,
+    /// The token asked about (a bearer credential: zeroized when dropped).
+    pub token: Option<Zeroizing<String>>,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+/// What the asker learns of the token: its claims if active, `None` if not.
 pub async fn introspect(
+    ctx: Context<'_>,
+    request: IntrospectRequest,
+) -> Result<Option<Active>, OAuthError> {
+    let (tenant, may_introspect) = match request.asker {
+        Asker::Admin {
+            home,
+            may_introspect,
+        } => (home, may_introspect),
+        Asker::Client(credential) => {
+            let found = authenticate_client(
+                ctx,
+                credential,
+                &Flavor::Client,
+                request.client_ip,
+                request.request_id,
+            )
+            .await?;
+            let may = key_may_introspect(&found.key);
+            (found.tenant, may)
+        }
+    };
+    answer(
+        ctx,
+        &tenant,
+        may_introspect,
+        request.token.as_ref().map(|t| t.as_str()),
+    )
+    .await
+}
+
+/// What `tenant`'s caller, allowed to introspect or not, learns of `token`.
+async fn answer(
     ctx: Context<'_>,
     tenant: &Tenant,
     may_introspect: bool,

@@ -7,16 +7,15 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use crate::app::AppState;
 use crate::auth;
 use crate::client_ip::client_ip;
-use crate::db::models::Tenant;
 use crate::domain::text::split_authorization;
 use crate::error::{ApiError, AuthScheme, OAuthError};
 use crate::grants::revoke::Asker;
-use crate::grants::{self, Credential, Flavor, introspect, revoke};
+use crate::grants::{Credential, introspect, revoke};
 use crate::input::body::{TOKEN_BODY_LIMIT, read_token_body};
 use crate::input::client_credentials;
 use crate::input::form::{self, FormParams};
 use crate::keys::secret::ApiKeySecret;
-use crate::powers::{self, Principal};
+use crate::powers::Principal;
 use crate::routes::token::grant_context;
 use crate::telemetry::RequestId;
 
@@ -48,27 +47,6 @@ fn asker(req: &HttpRequest, state: &AppState) -> Asker {
     }
 }
 
-/// A client authenticating with its key id and secret, or a signed
-/// request: admitted by the same checks as at the token endpoint. Its
-/// tenant, and whether its key may introspect.
-async fn key_caller(
-    state: &AppState,
-    req: &HttpRequest,
-    credential: Credential,
-) -> Result<(Tenant, bool), OAuthError> {
-    let ip = client_ip(req, &state.settings.server);
-    let found = grants::authenticate_client(
-        grant_context(state),
-        credential,
-        &Flavor::Client,
-        ip,
-        request_id(req),
-    )
-    .await?;
-    let may = powers::key_may_introspect(&found.key);
-    Ok((found.tenant, may))
-}
-
 #[utoipa::path(operation_id = "introspect", post, path = "/oauth/introspect", tag = "validation",
     request_body(content = crate::openapi::schemas::TokenForm7662, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ("signed_request" = []), ("admin_bearer" = [])),
@@ -90,8 +68,8 @@ pub async fn introspect(
         .and_then(|v| v.to_str().ok())
         .and_then(split_authorization)
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-    let (tenant, may_introspect) = if let Some(signed) = signed {
-        key_caller(&state, &req, signed).await?
+    let asker = if let Some(signed) = signed {
+        introspect::Asker::Client(signed)
     } else if bearer {
         let principal: Principal =
             auth::authenticate(req.clone())
@@ -104,15 +82,22 @@ pub async fn introspect(
                     ApiError::Unavailable => OAuthError::unavailable(1),
                     _ => OAuthError::invalid_client(AuthScheme::Basic),
                 })?;
-        let may = principal.may_introspect();
-        (principal.home, may)
+        introspect::Asker::Admin {
+            may_introspect: principal.may_introspect(),
+            home: principal.home,
+        }
     } else {
-        let presented = client_credentials::credentials(&req, &mut form)?;
-        key_caller(&state, &req, Credential::Secret(presented)).await?
+        introspect::Asker::Client(Credential::Secret(client_credentials::credentials(
+            &req, &mut form,
+        )?))
     };
-    let token = form.get("token");
-    let answer =
-        introspect::introspect(grant_context(&state), &tenant, may_introspect, token).await?;
+    let request = introspect::IntrospectRequest {
+        asker,
+        token: form.take("token"),
+        client_ip: client_ip(&req, &state.settings.server),
+        request_id: request_id(&req),
+    };
+    let answer = introspect::introspect(grant_context(&state), request).await?;
     Ok(match answer {
         Some(active) => HttpResponse::Ok().json(active),
         None => HttpResponse::Ok().json(serde_json::json!({"active": false})),
