@@ -94,6 +94,21 @@ impl<K: Hash + Eq, V: Merge> PendingCounts<K, V> {
         }
     }
 
+    /// Hands everything waiting to `write`; if it fails, the entries are put
+    /// back for the next flush. `Ok(0)` without calling `write` when nothing
+    /// waits.
+    pub fn flush<E>(&self, write: impl FnOnce(&[(K, V)]) -> Result<usize, E>) -> Result<usize, E> {
+        let pending = self.drain();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let result = write(&pending);
+        if result.is_err() {
+            self.restore(pending);
+        }
+        result
+    }
+
     /// Events dropped since the last call.
     pub fn take_dropped(&self) -> u64 {
         self.dropped.swap(0, Ordering::Relaxed)

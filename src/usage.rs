@@ -65,14 +65,6 @@ impl Usage {
         self.pending.len()
     }
 
-    fn drain(&self) -> Vec<(String, Pending)> {
-        self.pending.drain()
-    }
-
-    fn restore(&self, pending: Vec<(String, Pending)>) {
-        self.pending.restore(pending);
-    }
-
     /// Writes what was counted since the last flush. Blocking.
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
         let dropped = self.pending.take_dropped();
@@ -83,15 +75,11 @@ impl Usage {
                 "too many keys waiting for a usage flush; uses not counted"
             );
         }
-        let pending = self.drain();
-        if pending.is_empty() {
+        let result = self
+            .pending
+            .flush(|pending| db::connection(pool).and_then(|mut conn| write(conn.get(), pending)));
+        if result.is_ok() {
             crate::metrics::usage_flushed();
-            return Ok(0);
-        }
-        let result = db::connection(pool).and_then(|mut conn| write(conn.get(), &pending));
-        match &result {
-            Ok(_) => crate::metrics::usage_flushed(),
-            Err(_) => self.restore(pending),
         }
         result
     }
@@ -138,8 +126,8 @@ mod tests {
         for i in 0..MAX_PENDING_KEYS + 5_000 {
             usage.record(&format!("key-{i}"), at);
         }
-        let pending = usage.drain();
-        usage.restore(pending);
+        let pending = usage.pending.drain();
+        usage.pending.restore(pending);
         usage.record("key-0", at);
         assert!(usage.pending_keys() <= MAX_PENDING_KEYS);
         assert!(usage.pending.take_dropped() >= 5_000, "losses are counted");
@@ -152,7 +140,7 @@ mod tests {
         for i in 0..MAX_PENDING_KEYS + 5_000 {
             usage.record(&format!("key-{i}"), at);
         }
-        let before = usage.drain();
+        let before = usage.pending.drain();
         let waiting = before[0].0.clone();
         let count = |pending: &[(String, Pending)]| {
             pending
@@ -161,8 +149,8 @@ mod tests {
                 .map(|(_, p)| p.count)
         };
         assert_eq!(count(&before), Some(1));
-        usage.restore(before);
+        usage.pending.restore(before);
         usage.record(&waiting, at);
-        assert_eq!(count(&usage.drain()), Some(2));
+        assert_eq!(count(&usage.pending.drain()), Some(2));
     }
 }

@@ -105,14 +105,6 @@ impl AdminDenials {
         self.pending.add(&key, one, || key.clone());
     }
 
-    fn drain(&self) -> Vec<(SummaryKey, Pending)> {
-        self.pending.drain()
-    }
-
-    fn restore(&self, pending: Vec<(SummaryKey, Pending)>) {
-        self.pending.restore(pending);
-    }
-
     /// Writes what was counted since the last flush, in one transaction.
     /// Blocking.
     pub fn flush_blocking(&self, pool: &Pool) -> Result<usize, DbError> {
@@ -124,15 +116,8 @@ impl AdminDenials {
                 "too many distinct admin.denied summaries; refusals not recorded"
             );
         }
-        let pending = self.drain();
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let result = db::connection(pool).and_then(|mut conn| write(conn.get(), &pending));
-        if result.is_err() {
-            self.restore(pending);
-        }
-        result
+        self.pending
+            .flush(|pending| db::connection(pool).and_then(|mut conn| write(conn.get(), pending)))
     }
 
     pub async fn flush(self: &std::sync::Arc<Self>, pool: &Pool) -> Result<usize, DbError> {
@@ -202,10 +187,18 @@ mod tests {
         // One IPv6 /64 is one address.
         denials.record(refusal("2001:db8::1"), at(100));
         denials.record(refusal("2001:db8::2"), at(100));
-        let mut counts: Vec<i64> = denials.drain().into_iter().map(|(_, p)| p.count).collect();
+        let mut counts: Vec<i64> = denials
+            .pending
+            .drain()
+            .into_iter()
+            .map(|(_, p)| p.count)
+            .collect();
         counts.sort();
         assert_eq!(counts, [1, 2, 5]);
-        assert!(denials.drain().is_empty(), "a drain empties the summaries");
+        assert!(
+            denials.pending.drain().is_empty(),
+            "a drain empties the summaries"
+        );
     }
 
     #[test]
@@ -215,7 +208,7 @@ mod tests {
             let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).to_string();
             denials.record(refusal(&ip), at(100));
         }
-        let held = denials.drain().len();
+        let held = denials.pending.drain().len();
         assert!(held <= MAX_PENDING, "{held}");
         let dropped = denials.pending.take_dropped();
         assert_eq!(held as u64 + dropped, (MAX_PENDING + 500) as u64);
