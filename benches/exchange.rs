@@ -31,7 +31,7 @@ fn claims(now: i64) -> AccessClaims {
 }
 
 fn bench(c: &mut Criterion) {
-    keymint::tokens::crypto::install();
+    keymint::tokens::ring_provider::install();
     let settings = Settings::from_toml(&[], &Overrides::default()).expect("default settings");
     let master = MasterKey::from_bytes([7; 32]);
     let now = Utc::now().naive_utc();

@@ -455,12 +455,13 @@ fn epoch(secs: i64) -> NaiveDateTime {
 fn jwt_fixture() -> &'static JwtFixture {
     static FIXTURE: OnceLock<JwtFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        keymint::tokens::crypto::install();
+        keymint::tokens::ring_provider::install();
         let pkcs8 = base64::engine::general_purpose::STANDARD
             .decode(ES256_PKCS8_B64)
             .expect("fixture PKCS#8");
         let alg = jsonwebtoken::Algorithm::ES256;
-        let parsed = keymint::tokens::crypto::ParsedKey::parse(alg, &pkcs8).expect("ES256 key");
+        let parsed =
+            keymint::tokens::ring_provider::ParsedKey::parse(alg, &pkcs8).expect("ES256 key");
         let jwk = signing_keys::public_jwk(alg, parsed.public_key()).expect("JWK");
         let master = MasterKey::from_bytes(MASTER_KEY);
         let aad = Aad {

@@ -28,7 +28,7 @@ use runtime::runtime;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     disable_core_dumps();
-    crate::tokens::crypto::install();
+    crate::tokens::ring_provider::install();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     // Client commands need no configuration or database.
     let command = match command {

@@ -52,7 +52,7 @@ impl Application {
         mut settings: Settings,
         options: StartOptions,
     ) -> Result<Self, StartupError> {
-        crate::tokens::crypto::install();
+        crate::tokens::ring_provider::install();
         // Start-up (migrations included, see `prepare`) runs on one direct
         // connection; the pool (and its background threads) exists only
         // once start-up has succeeded, so a failed start exits with nothing

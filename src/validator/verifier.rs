@@ -100,7 +100,7 @@ impl VerifierBuilder {
     }
 
     pub fn build(self) -> Result<Verifier, VerifyError> {
-        crate::tokens::crypto::install();
+        crate::tokens::ring_provider::install();
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         let parsed =
             url::Url::parse(&issuer).map_err(|e| VerifyError::Config(format!("issuer: {e}")))?;

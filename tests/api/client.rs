@@ -219,7 +219,7 @@ impl TestApp {
     /// Verifies a token as a downstream service would: JWKS over HTTP, `kid`,
     /// `alg`, `typ`, `iss`, `aud`, `exp`.
     pub async fn verify(&self, token: &str, audience: &str) -> Value {
-        keymint::tokens::crypto::install();
+        keymint::tokens::ring_provider::install();
         let jwks: JwkSet = self
             .get("/.well-known/jwks.json")
             .await

@@ -466,7 +466,8 @@ async fn secrets_never_reach_the_database(backend: Backend) {
                 &row.private_key_enc,
             )
             .expect("decrypts under the master key");
-        let parsed = keymint::tokens::crypto::ParsedKey::parse(Algorithm::ES256, &plain).unwrap();
+        let parsed =
+            keymint::tokens::ring_provider::ParsedKey::parse(Algorithm::ES256, &plain).unwrap();
         let jwk =
             keymint::tokens::signing::public_jwk(Algorithm::ES256, parsed.public_key()).unwrap();
         assert_eq!(jwk.kid, row.kid);

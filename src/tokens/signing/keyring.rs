@@ -15,7 +15,7 @@ use super::store::aad;
 use crate::config::SigningSettings;
 use crate::crypto::master::{MasterKey, Purpose};
 use crate::db::models::SigningKeyRow;
-use crate::tokens::crypto;
+use crate::tokens::ring_provider;
 
 /// The longest token we issue, plus the validation leeway: how long after its
 /// last signature a key must still verify.
@@ -31,7 +31,7 @@ pub struct Signer {
     header: Header,
     /// Keeps the parsed pair in `crypto`'s cache, where `sign` finds it,
     /// exactly as long as this signer is in use.
-    _parsed: Arc<crypto::ParsedKey>,
+    _parsed: Arc<ring_provider::ParsedKey>,
 }
 
 impl Signer {
@@ -167,7 +167,7 @@ impl KeyRing {
         // With the old ring gone (a request still signing with it keeps its
         // key until the next reload), its dropped keys leave the cache.
         drop(current);
-        crypto::forget_unused();
+        ring_provider::forget_unused();
         outcome
     }
 
@@ -258,8 +258,8 @@ fn build_ring(
                 let pkcs8 = master
                     .decrypt(Purpose::SigningKeys, &aad(&row.kid), &row.private_key_enc)
                     .map_err(|e| key_error(&e.to_string()))?;
-                let parsed =
-                    crypto::register(alg, &pkcs8).map_err(|_| key_error("unparsable key"))?;
+                let parsed = ring_provider::register(alg, &pkcs8)
+                    .map_err(|_| key_error("unparsable key"))?;
                 let encoding = match alg {
                     Algorithm::EdDSA => EncodingKey::from_ed_der(&pkcs8),
                     _ => EncodingKey::from_ec_der(&pkcs8),

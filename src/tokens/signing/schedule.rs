@@ -18,7 +18,7 @@ use crate::crypto::check;
 use crate::crypto::master::{MasterKey, Purpose};
 use crate::db::models::SigningKeyRow;
 use crate::db::{self, AnyConnection};
-use crate::tokens::crypto;
+use crate::tokens::ring_provider;
 
 /// Generates a key pair and its encrypted row, inside the caller's
 /// transaction: the private part is sealed only while the database is
@@ -58,7 +58,8 @@ pub(super) fn new_row(
         .as_ref()
         .to_vec(),
     );
-    let parsed = crypto::ParsedKey::parse(alg, &pkcs8).map_err(|_| SigningError::Generate)?;
+    let parsed =
+        ring_provider::ParsedKey::parse(alg, &pkcs8).map_err(|_| SigningError::Generate)?;
     let jwk = public_jwk(alg, parsed.public_key()).ok_or(SigningError::Generate)?;
     let private_key_enc = seal(&jwk.kid, &pkcs8)?;
     Ok(SigningKeyRow {

@@ -10,7 +10,7 @@ use super::*;
 use crate::config::{SigningAlg, SigningSettings};
 use crate::crypto::master::{MasterKey, Purpose};
 use crate::db::models::SigningKeyRow;
-use crate::tokens::crypto;
+use crate::tokens::ring_provider;
 
 /// A generated row sealed without a database to check against.
 fn test_row(
@@ -46,7 +46,7 @@ fn rfc7638_thumbprint_of_the_rfc_example_key() {
 /// not fit its `alg` yields no key.
 #[test]
 fn published_keys_verify_what_the_ring_signs() {
-    crypto::install();
+    ring_provider::install();
     let master = MasterKey::from_bytes([7; 32]);
     let settings = SigningSettings {
         alg: SigningAlg::ES256,
@@ -88,7 +88,7 @@ fn published_keys_verify_what_the_ring_signs() {
 /// is gone from the process-wide cache; the others stay.
 #[test]
 fn a_reload_evicts_keys_that_left_the_ring() {
-    crypto::install();
+    ring_provider::install();
     let master = MasterKey::from_bytes([9; 32]);
     let settings = SigningSettings {
         alg: SigningAlg::ES256,
@@ -111,16 +111,22 @@ fn a_reload_evicts_keys_that_left_the_ring() {
         .unwrap()
         .sign(&serde_json::json!({"sub": "s"}))
         .unwrap();
-    assert!(crypto::is_cached(&pkcs8(&active)));
-    assert!(crypto::is_cached(&pkcs8(&next)));
+    assert!(ring_provider::is_cached(&pkcs8(&active)));
+    assert!(ring_provider::is_cached(&pkcs8(&next)));
 
     // What `revoke` leaves in the database: revoked, next promoted.
     rows[1].revoked_at = Some(now);
     rows[1].retired_at = Some(now);
     rows[0].activates_at = now;
     ring.reload(&rows, &master, now).unwrap();
-    assert!(!crypto::is_cached(&pkcs8(&active)), "the revoked key left");
-    assert!(crypto::is_cached(&pkcs8(&next)), "the signing key stays");
+    assert!(
+        !ring_provider::is_cached(&pkcs8(&active)),
+        "the revoked key left"
+    );
+    assert!(
+        ring_provider::is_cached(&pkcs8(&next)),
+        "the signing key stays"
+    );
     let signer = ring.signer(now.and_utc().timestamp()).unwrap();
     assert_eq!(signer.kid, next.kid);
     signer.sign(&serde_json::json!({"sub": "s"})).unwrap();
@@ -140,7 +146,7 @@ fn settings() -> SigningSettings {
 /// that was to take over is revoked, the one after it is a month away.
 #[test]
 fn a_revoked_successor_is_skipped_in_the_hand_over_chain() {
-    crypto::install();
+    ring_provider::install();
     let master = MasterKey::from_bytes([3; 32]);
     let now = Utc::now().naive_utc();
     let switch = now + Duration::seconds(30);
@@ -176,7 +182,7 @@ fn a_revoked_successor_is_skipped_in_the_hand_over_chain() {
 /// the ring knows each key's end.
 #[test]
 fn a_key_past_its_retirement_never_signs() {
-    crypto::install();
+    ring_provider::install();
     let master = MasterKey::from_bytes([4; 32]);
     let now = Utc::now().naive_utc();
     let mut active = test_row(Algorithm::ES256, &master, now, now);
@@ -195,7 +201,7 @@ fn a_key_past_its_retirement_never_signs() {
 /// signing and leaves the JWKS, and the promoted key signs.
 #[test]
 fn a_failed_reload_still_withdraws_revoked_keys() {
-    crypto::install();
+    ring_provider::install();
     let master = MasterKey::from_bytes([5; 32]);
     let now = Utc::now().naive_utc();
     let active = test_row(Algorithm::ES256, &master, now, now);
