@@ -1,6 +1,6 @@
 //! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009):
-//! the form and the caller are read here; [`grants::introspect`] and
-//! [`grants::revoke`] decide.
+//! the form and the caller are read here; [`crate::grants::introspect`] and
+//! [`crate::grants::revoke`] decide.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 

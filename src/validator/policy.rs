@@ -35,9 +35,10 @@ pub(super) fn redirect_allowed(previous: &[url::Url], next: &url::Url) -> Result
     Ok(())
 }
 
-/// The redirect policy of the verifier's own HTTP client (see
-/// [`redirect_allowed`]); use it for a client passed to
-/// [`VerifierBuilder::client`].
+/// The redirect policy of the verifier's own HTTP client: a few redirects,
+/// each to https (or http on loopback), never from https back to http. Use
+/// it for a client passed to
+/// [`VerifierBuilder::client`](crate::validator::VerifierBuilder::client).
 pub fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         match redirect_allowed(attempt.previous(), attempt.url()) {
