@@ -3,5 +3,7 @@
 pub mod audience;
 pub mod cidr;
 pub mod key_prefix;
+pub mod lists;
+pub mod owner;
 pub mod scope;
 pub mod text;

@@ -2,7 +2,6 @@
 //! (create, list, change, revoke, rotate) and the lookup the token
 //! endpoint uses.
 
-pub mod fields;
 pub mod list;
 pub mod request;
 pub mod revoke;

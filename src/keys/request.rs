@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
+use crate::domain::lists::{AllowList, Audiences, Scopes};
+use crate::domain::owner::Owner;
 use crate::keys::SecurityLevel;
-use crate::keys::fields::{AllowList, Audiences, Owner, Scopes};
 use crate::keys::rules::Expiry;
 
 /// `POST /api/v1/keys`: every field checked for syntax; the tenant's policy

@@ -11,7 +11,7 @@ use crate::tenants::SYSTEM_TENANT;
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 1000;
-pub const MAX_OWNER: usize = 200;
+pub use crate::domain::owner::MAX_OWNER;
 pub const MAX_SCOPES: usize = 50;
 pub const MAX_AUDIENCES: usize = 20;
 
@@ -35,19 +35,7 @@ pub fn name(value: &str) -> Result<(), FieldError> {
 }
 
 pub fn owner(value: &str) -> Result<(), FieldError> {
-    let ok = (1..=MAX_OWNER).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'_' | b':' | b'-'))
-        && !value.starts_with("key:");
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "owner",
-            format!("must match ^[A-Za-z0-9@._:-]{{1,{MAX_OWNER}}}$ and not start with `key:`"),
-        ))
-    }
+    crate::domain::owner::check(value).map_err(|message| FieldError::new("owner", message))
 }
 
 /// Scopes are valid tokens, at most 50; the system-only ones only in the

@@ -6,10 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::domain::audience;
+use crate::domain::lists::{AllowList, Audiences};
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::{Body, Field, is_json};
-use crate::keys::fields::{AllowList, Audiences};
 use crate::powers::Principal;
 use crate::routes::keys::parse::checked;
 use crate::tenants::policy::{self, MAX_AUDIENCES, MAX_LIFETIME_S, MAX_RANGES};

@@ -13,10 +13,10 @@ use super::store;
 use crate::audit::{self, Actor, Origin};
 use crate::db::models::Tenant;
 use crate::db::{self, AnyConnection, Pool};
+use crate::domain::lists::Audiences;
 use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
 use crate::error::{ApiError, FieldError};
-use crate::keys::fields::Audiences;
 use crate::keys::store::live_audience_lists;
 use crate::powers::{Principal, SettingsAdmin};
 

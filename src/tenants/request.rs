@@ -2,7 +2,7 @@
 //! (the HTTP floor reads the JSON and names every bad field); the services
 //! never see bytes.
 
-use crate::keys::fields::{AllowList, Audiences};
+use crate::domain::lists::{AllowList, Audiences};
 
 /// A parsed settings patch: `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]

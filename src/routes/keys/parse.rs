@@ -5,10 +5,11 @@
 use serde::Deserialize;
 
 use crate::crypto::master::MasterKey;
+use crate::domain::lists::{AllowList, Audiences, Scopes};
+use crate::domain::owner::Owner;
 use crate::error::{ApiError, FieldError};
 use crate::input::json::{Body, Field, page_limit};
 use crate::keys::SecurityLevel;
-use crate::keys::fields::{AllowList, Audiences, Owner, Scopes};
 use crate::keys::list::cursor_after;
 use crate::keys::request::{
     Change, CreateKey, ListKeys, MAX_ALLOWLIST, MAX_BULK, MAX_GRACE_S, MAX_JSON_OBJECT, PatchKey,

@@ -1,29 +1,8 @@
-//! The checked values keys and tenant policies are made of: built only by
-//! `parse`, so a request holding one needs no second look. The syntax is
-//! the ground floor's (`crate::domain`); these wrap it for the services.
+//! The checked lists keys and tenant policies are made of: built only by
+//! `parse`, so a request holding one needs no second look.
 
 use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr, scope};
-use crate::keys::rules;
-
-/// A key's owner: `^[A-Za-z0-9@._:-]{1,200}$`, not `key:…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner(String);
-
-impl Owner {
-    pub fn parse(value: String) -> Result<Self, String> {
-        rules::owner(&value).map_err(|e| e.message)?;
-        Ok(Self(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
 
 /// One scope token's syntax, as the error names it.
 pub fn scope_syntax(value: &str) -> Result<(), String> {
@@ -89,8 +68,6 @@ mod tests {
 
     #[test]
     fn only_valid_values_parse() {
-        assert!(Owner::parse("alice@example.com".into()).is_ok());
-        assert!(Owner::parse("key:someone".into()).is_err());
         assert!(Scopes::parse(vec!["read:a".into(), "b/c".into()]).is_ok());
         assert!(Scopes::parse(vec!["has space".into()]).is_err());
         assert!(AllowList::parse(vec!["10.0.0.0/8".into(), "2001:db8::/32".into()]).is_ok());
