@@ -1,4 +1,4 @@
-//! The house's floors, checked from the source text (issue #15).
+//! The house's floors, checked from the source text.
 //!
 //! Every file under `src/` is a module; every path it names through `crate::`,
 //! `super::`, `self::` or a child module is an edge to the longest module that

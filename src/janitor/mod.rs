@@ -13,6 +13,7 @@ use crate::audit;
 use crate::config::Settings;
 use crate::db::{AnyConnection, DbError};
 use crate::grants::store as grants_store;
+use crate::tokens::signing::store as signing_store;
 use crate::tokens::signing::{LEEWAY_S, MAX_TOKEN_TTL_S};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub fn purge(
     let published_for = Duration::seconds(
         MAX_TOKEN_TTL_S + LEEWAY_S + i64::try_from(settings.signing.jwks_max_age_s).unwrap_or(0),
     );
-    let signing_keys = store::purge_signing_keys(conn, now - published_for)?;
+    let signing_keys = signing_store::purge_before(conn, now - published_for)?;
     let retention = Duration::days(i64::from(settings.audit.retention_days));
     let audit_events = audit::purge_before(conn, now - retention)?;
     Ok(Purged {

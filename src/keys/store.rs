@@ -417,7 +417,7 @@ impl ApiKey {
     }
 }
 
-// Finders for the grants, the admin extractor and the CLI (helper B, issue #15).
+// Finders for the grants, the admin extractor and the CLI.
 
 /// A key and its tenant by the key's id, deleted or not: a signed request
 /// naming a deleted key is that key's denial, not an unknown key's.

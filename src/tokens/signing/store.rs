@@ -67,3 +67,12 @@ pub fn mark_revoked(
         .execute(conn)?;
     Ok(())
 }
+
+/// Deletes the signing keys retired or revoked before `cutoff`; how many
+/// went.
+pub fn purge_before(conn: &mut AnyConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        dsl::signing_keys.filter(dsl::retired_at.lt(cutoff).or(dsl::revoked_at.lt(cutoff))),
+    )
+    .execute(conn)
+}
