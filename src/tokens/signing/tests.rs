@@ -48,13 +48,7 @@ fn rfc7638_thumbprint_of_the_rfc_example_key() {
 fn published_keys_verify_what_the_ring_signs() {
     ring_provider::install();
     let master = MasterKey::from_bytes([7; 32]);
-    let settings = SigningSettings {
-        alg: SigningAlg::ES256,
-        jwks_max_age_s: 300,
-        prepublish_s: 600,
-        reload_s: 30,
-        rotation_interval_s: 86_400,
-    };
+    let settings = settings();
     let now = Utc::now().naive_utc();
     for alg in [Algorithm::ES256, Algorithm::EdDSA] {
         let row = test_row(alg, &master, now, now);
@@ -90,13 +84,7 @@ fn published_keys_verify_what_the_ring_signs() {
 fn a_reload_evicts_keys_that_left_the_ring() {
     ring_provider::install();
     let master = MasterKey::from_bytes([9; 32]);
-    let settings = SigningSettings {
-        alg: SigningAlg::ES256,
-        jwks_max_age_s: 300,
-        prepublish_s: 600,
-        reload_s: 30,
-        rotation_interval_s: 86_400,
-    };
+    let settings = settings();
     let now = Utc::now().naive_utc();
     let active = test_row(Algorithm::ES256, &master, now, now);
     let next = test_row(Algorithm::ES256, &master, now, now + Duration::days(1));
