@@ -53,6 +53,9 @@ pub struct AppState {
     /// Connections of their own for admin lists and searches, so they never
     /// take `pool`'s from the token endpoints.
     pub admin_lane: Arc<db::AdminLane>,
+    /// On SQLite, each worker's own read connection for the token
+    /// endpoints' lookups, so they run without a hop to the blocking pool.
+    pub inline: Arc<db::InlineReads>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
     /// Written by the signal handler, read by readiness (503) and the
     /// request middleware (`Connection: close`).

@@ -106,6 +106,12 @@ pub fn pool_wait(elapsed: Duration) {
     metrics::histogram!("keymint_db_pool_wait_seconds").record(elapsed.as_secs_f64());
 }
 
+/// Where a token endpoint's lookup ran: `inline` on the worker's own
+/// SQLite connection, or on the `pool`.
+pub fn point_read(place: &'static str) {
+    metrics::counter!("keymint_db_point_reads_total", "where" => place).increment(1);
+}
+
 pub fn usage_flushed() {
     metrics::gauge!("keymint_usage_last_flush_timestamp_seconds")
         .set(chrono::Utc::now().timestamp() as f64);

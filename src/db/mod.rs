@@ -9,6 +9,7 @@ pub mod connection;
 mod deadline;
 pub mod error;
 mod files;
+mod inline;
 mod lane;
 pub mod models;
 mod pool;
@@ -24,6 +25,7 @@ use connection::{SQLITE_STARTUP_WAIT, is_busy};
 pub use deadline::ReadBound;
 pub use error::DbError;
 pub use files::create_private_dir;
+pub use inline::{InlineReads, point_read};
 pub use lane::{AdminLane, read};
 pub use pool::{
     ConnectError, ConnectionManager, DbConnection, Pool, PooledConnection, connect, connection,

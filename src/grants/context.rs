@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::TokenSettings;
 use crate::crypto::master::MasterKey;
-use crate::db::Pool;
+use crate::db::{InlineReads, Pool};
 use crate::limits::Limiter;
 use crate::tokens::signing::KeyRing;
 use crate::usage::Usage;
@@ -15,6 +15,8 @@ use crate::usage::Usage;
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub pool: &'a Pool,
+    /// The token endpoints' lookups, inline on SQLite (`db::point_read`).
+    pub inline: &'a InlineReads,
     /// Checks signed requests (advanced keys' secrets are sealed under it).
     pub master: &'a Arc<MasterKey>,
     /// Signs issued tokens; verifies those presented for introspection

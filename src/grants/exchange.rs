@@ -4,6 +4,7 @@
 //! and audit a refusal alike.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::Utc;
 
@@ -42,10 +43,29 @@ impl Failure {
     }
 }
 
-enum Outcome {
-    Failed(Failure),
-    Issued(Box<Candidate>, issue::Decision),
-    Rejected(OAuthError),
+/// Step 6 for a found key: what the token will hold, with the audience's
+/// registration re-checked at every issue, for a key's default audience
+/// too (the tenant may have given it up since the key was made).
+fn decide(
+    conn: &mut AnyConnection,
+    candidate: &Candidate,
+    requested: &Requested,
+    admin_audience: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Result<issue::Decision, OAuthError>, DbError> {
+    let decision = match issue::decide(candidate, requested, admin_audience, now) {
+        Ok(decision) => decision,
+        Err(err) => return Ok(Err(err)),
+    };
+    if decision.audience != admin_audience
+        && !tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?
+    {
+        return Ok(Err(OAuthError::new(
+            OAuthErrorCode::InvalidTarget,
+            "the audience is not registered for this tenant",
+        )));
+    }
+    Ok(Ok(decision))
 }
 
 /// `token.denied` for a refused credential: a known key's denial goes to
@@ -114,30 +134,52 @@ fn spend(limiter: &Limiter, candidate: &Candidate) -> Result<(), u64> {
     limiter.take(&candidate.key.id, rate)
 }
 
-/// Steps 2–5, blocking: the key the proof names, usable, within its rate
-/// (when `bucket` is given) and admitted, or the failure, audited (a
-/// request over its rate is not: it is not a refusal of the key).
-fn identify(
+/// What the lookup found, read only (steps 2–3): the key the proof names,
+/// usable now, with what the caller read along with it, or the failure and
+/// the denial to record.
+type Found<T> = Result<(Candidate, T), (Failure, Denial)>;
+
+/// Steps 2–3, reading only, so it may run inline on the worker (see
+/// [`db::point_read`]) and run again on the pool.
+fn find(
     conn: &mut AnyConnection,
     master: &MasterKey,
     proof: &Proof,
-    bucket: Option<&Limiter>,
-    client_ip: Option<IpAddr>,
-    origin: &Origin,
     now: chrono::NaiveDateTime,
-) -> Result<Result<Candidate, Failure>, DbError> {
-    let found = match proof {
+) -> Result<Result<Candidate, (Failure, Denial)>, DbError> {
+    Ok(match proof {
         Proof::Secret(secret, expected_id) => {
             authenticate(conn, secret, expected_id.as_deref(), now)?
                 .map_err(|denial| (Failure::Unknown, denial))
         }
         Proof::Signed(request) => signed::verify(conn, master, request, now)?
             .map_err(|(error, denial)| (Failure::BadSignature(error), denial)),
+    })
+}
+
+/// Steps 4–5 for what [`find`] found: within its rate (when `bucket` is
+/// given), admitted, and for a signed request its nonce recorded; or the
+/// failure, audited (a request over its rate is not: it is not a refusal of
+/// the key). Only a refusal or a nonce writes, on the pool.
+async fn settle<T: Send + 'static>(
+    ctx: Context<'_>,
+    found: Found<T>,
+    proof: &Proof,
+    bucket: Option<&Limiter>,
+    client_ip: Option<IpAddr>,
+    origin: &Origin,
+    now: chrono::NaiveDateTime,
+) -> Result<Result<(Candidate, T), Failure>, DbError> {
+    let record = |denial: Denial| {
+        let origin = origin.clone();
+        db::run(ctx.pool, move |conn| {
+            record_denial(conn, &denial, client_ip, &origin, now).map_err(DbError::from)
+        })
     };
-    let candidate = match found {
-        Ok(candidate) => candidate,
+    let (candidate, extra) = match found {
+        Ok(found) => found,
         Err((failure, denial)) => {
-            record_denial(conn, &denial, client_ip, origin, now)?;
+            record(denial).await?;
             return Ok(Err(failure));
         }
     };
@@ -147,25 +189,24 @@ fn identify(
         return Ok(Err(Failure::RateLimited(retry_after_s)));
     }
     if let Err(reason) = admit(&candidate, client_ip) {
-        record_denial(
-            conn,
-            &Denial::Key(Box::new(candidate), reason),
-            client_ip,
-            origin,
-            now,
-        )?;
+        record(Denial::Key(Box::new(candidate), reason)).await?;
         return Ok(Err(Failure::Refused(reason)));
     }
     let Proof::Signed(request) = proof else {
-        return Ok(Ok(candidate));
+        return Ok(Ok((candidate, extra)));
     };
-    match signed::record_nonce(conn, request, candidate, now)? {
-        Ok(candidate) => Ok(Ok(candidate)),
-        Err((error, denial)) => {
-            record_denial(conn, &denial, client_ip, origin, now)?;
-            Ok(Err(Failure::BadSignature(error)))
+    let request = request.clone();
+    let origin = origin.clone();
+    db::run(ctx.pool, move |conn| {
+        match signed::record_nonce(conn, &request, candidate, now)? {
+            Ok(candidate) => Ok(Ok((candidate, extra))),
+            Err((error, denial)) => {
+                record_denial(conn, &denial, client_ip, &origin, now)?;
+                Ok(Err(Failure::BadSignature(error)))
+            }
         }
-    }
+    })
+    .await
 }
 
 impl Flavor {
@@ -249,49 +290,39 @@ async fn checklist(
     };
     let admin_audience = ctx.tokens.admin_audience.clone();
     let master = ctx.master.clone();
-    let limiter = ctx.limiter.clone();
     let origin = Origin {
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
-    let outcome = db::run(ctx.pool, move |conn| {
-        let identified = identify(
-            conn,
-            &master,
-            &proof,
-            Some(&limiter),
-            client_ip,
-            &origin,
-            now_naive,
-        )?;
-        let candidate = match identified {
-            Ok(candidate) => candidate,
-            Err(failure) => return Ok::<_, OAuthError>(Outcome::Failed(failure)),
-        };
-        let decision = match issue::decide(&candidate, &requested, &admin_audience, now_naive) {
-            Ok(decision) => decision,
-            Err(err) => return Ok(Outcome::Rejected(err)),
-        };
-        // Registration is re-checked at every issue, for a key's default
-        // audience too: the tenant may have given it up since the key was
-        // made.
-        if decision.audience != admin_audience
-            && !tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?
-        {
-            return Ok(Outcome::Rejected(OAuthError::new(
-                OAuthErrorCode::InvalidTarget,
-                "the audience is not registered for this tenant",
-            )));
-        }
-        Ok(Outcome::Issued(Box::new(candidate), decision))
+    let proof = Arc::new(proof);
+    let looked_up = proof.clone();
+    // The decision and the audience's registration are read with the key
+    // and applied after steps 4–5, in the checklist's order.
+    let found = db::point_read(ctx.pool, ctx.inline, move |conn| {
+        Ok(match find(conn, &master, &looked_up, now_naive)? {
+            Ok(candidate) => {
+                let decision = decide(conn, &candidate, &requested, &admin_audience, now_naive)?;
+                Ok((candidate, decision))
+            }
+            Err(refused) => Err(refused),
+        })
     })
     .await?;
-
-    let (candidate, decision) = match outcome {
-        Outcome::Failed(failure) => return Err(fail(failure)),
-        Outcome::Rejected(err) => return Err(err),
-        Outcome::Issued(candidate, decision) => (candidate, decision),
+    let (candidate, decision) = match settle(
+        ctx,
+        found,
+        &proof,
+        Some(ctx.limiter),
+        client_ip,
+        &origin,
+        now_naive,
+    )
+    .await?
+    {
+        Ok(settled) => settled,
+        Err(failure) => return Err(fail(failure)),
     };
+    let decision = decision?;
     if let Flavor::TokenExchange {
         client_key_id: Some(client),
         ..
@@ -330,7 +361,8 @@ async fn checklist(
 /// What was presented, once its form has been checked.
 enum Proof {
     Secret(ApiKeySecret, Option<String>),
-    Signed(signed::SignedRequest),
+    /// Shared with the nonce's write, after the lookup.
+    Signed(Arc<signed::SignedRequest>),
 }
 
 impl Proof {
@@ -343,7 +375,7 @@ impl Proof {
                 Err(_) => Err(Failure::Unknown),
             },
             Credential::Signed(request) => match request.check_timestamp(now_ms) {
-                Ok(()) => Ok(Proof::Signed(request)),
+                Ok(()) => Ok(Proof::Signed(Arc::new(request))),
                 Err(err) => Err(Failure::BadSignature(err)),
             },
         }
@@ -397,18 +429,24 @@ pub async fn authenticate_client(
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
-    let found = db::run(ctx.pool, move |conn| {
-        identify(
-            conn,
-            &master,
-            &proof,
-            bucket.as_deref(),
-            client_ip,
-            &origin,
-            now.naive_utc(),
-        )
+    let now = now.naive_utc();
+    let proof = Arc::new(proof);
+    let looked_up = proof.clone();
+    let found = db::point_read(ctx.pool, ctx.inline, move |conn| {
+        Ok(find(conn, &master, &looked_up, now)?.map(|candidate| (candidate, ())))
     })
     .await
     .map_err(OAuthError::from)?;
-    found.map_err(fail)
+    let settled = settle(
+        ctx,
+        found,
+        &proof,
+        bucket.as_deref(),
+        client_ip,
+        &origin,
+        now,
+    )
+    .await
+    .map_err(OAuthError::from)?;
+    settled.map(|(candidate, ())| candidate).map_err(fail)
 }

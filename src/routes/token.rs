@@ -24,6 +24,7 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 pub fn grant_context(state: &AppState) -> Context<'_> {
     Context {
         pool: &state.pool,
+        inline: &state.inline,
         master: &state.master,
         keyring: &state.keyring,
         limiter: &state.limiter,

@@ -90,6 +90,7 @@ impl Application {
                 settings.limits.admin_per_s,
             )),
             admin_lane: Arc::new(db::AdminLane::new(&settings.database)),
+            inline: Arc::new(db::InlineReads::new(&settings.database)),
             draining: Arc::default(),
         });
         if let Some(secret) = prepared.bootstrap_secret {
