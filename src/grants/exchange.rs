@@ -57,9 +57,14 @@ fn decide(
         Ok(decision) => decision,
         Err(err) => return Ok(Err(err)),
     };
-    if decision.audience != admin_audience
-        && !tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?
-    {
+    if decision.audience == admin_audience {
+        return Ok(Ok(decision));
+    }
+    let registered = match candidate.registers(&decision.audience) {
+        Some(known) => known,
+        None => tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?,
+    };
+    if !registered {
         return Ok(Err(OAuthError::new(
             OAuthErrorCode::InvalidTarget,
             "the audience is not registered for this tenant",

@@ -184,6 +184,7 @@ pub fn verify(
             key,
             tenant,
             via_previous: false,
+            registered_audiences: None,
         };
         Ok(Err((error, Denial::Key(Box::new(candidate), reason))))
     };
@@ -212,6 +213,7 @@ pub fn verify(
         key,
         tenant,
         via_previous,
+        registered_audiences: None,
     }))
 }
 

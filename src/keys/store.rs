@@ -181,27 +181,67 @@ pub struct Candidate {
     pub tenant: Tenant,
     /// The secret matched the previous one (rotation grace).
     pub via_previous: bool,
+    /// The tenant's registered audiences (space-separated: an audience
+    /// holds no whitespace), when they were read with the key: the
+    /// exchange then checks its audience without a second query.
+    pub registered_audiences: Option<String>,
 }
 
-/// The token endpoint's one query: key and tenant policy together, by the
-/// indexed hash of the current or previous secret. Deleted keys never match.
+impl Candidate {
+    /// Whether the tenant registers `audience`, if read with the key.
+    pub fn registers(&self, audience: &str) -> Option<bool> {
+        self.registered_audiences
+            .as_deref()
+            .map(|all| all.split(' ').any(|registered| registered == audience))
+    }
+}
+
+/// The tenant's registered audiences as one text, read with its key. The
+/// aggregate is each backend's own; an audience holds no whitespace, so a
+/// space separates them unambiguously.
+const SQLITE_REGISTERED: &str = "(SELECT coalesce(group_concat(audience, ' '), '') \
+     FROM tenant_audiences WHERE tenant_audiences.tenant_id = tenants.id)";
+const POSTGRES_REGISTERED: &str = "(SELECT coalesce(string_agg(audience, ' '), '') \
+     FROM tenant_audiences WHERE tenant_audiences.tenant_id = tenants.id)";
+
+/// The token endpoint's one query: key, tenant policy and the tenant's
+/// registered audiences together, by the indexed hash of the current or
+/// previous secret. Deleted keys never match.
 pub fn find_by_secret_hash(
     conn: &mut AnyConnection,
     hash: &SecretHash,
 ) -> QueryResult<Option<Candidate>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Text;
     let bytes = hash.as_bytes();
-    let found: Option<(ApiKey, Tenant)> = crate::on_backend!(conn, |c| api_keys::table
-        .inner_join(tenants::table)
-        .filter(
-            api_keys::secret_hash
-                .eq(bytes)
-                .or(api_keys::previous_secret_hash.eq(bytes)),
-        )
-        .filter(api_keys::deleted_at.is_null())
-        .select((ApiKey::as_select(), Tenant::as_select()))
-        .first(c)
-        .optional())?;
-    Ok(found.map(|(key, tenant)| {
+    let matching = api_keys::secret_hash
+        .eq(bytes)
+        .or(api_keys::previous_secret_hash.eq(bytes));
+    let found: Option<(ApiKey, Tenant, String)> = match conn {
+        AnyConnection::Sqlite(c) => api_keys::table
+            .inner_join(tenants::table)
+            .filter(matching)
+            .filter(api_keys::deleted_at.is_null())
+            .select((
+                ApiKey::as_select(),
+                Tenant::as_select(),
+                sql::<Text>(SQLITE_REGISTERED),
+            ))
+            .first(c)
+            .optional()?,
+        AnyConnection::Postgresql(c) => api_keys::table
+            .inner_join(tenants::table)
+            .filter(matching)
+            .filter(api_keys::deleted_at.is_null())
+            .select((
+                ApiKey::as_select(),
+                Tenant::as_select(),
+                sql::<Text>(POSTGRES_REGISTERED),
+            ))
+            .first(c)
+            .optional()?,
+    };
+    Ok(found.map(|(key, tenant, registered)| {
         let via_previous = key
             .secret_hash
             .as_deref()
@@ -211,6 +251,7 @@ pub fn find_by_secret_hash(
             key,
             tenant,
             via_previous,
+            registered_audiences: Some(registered),
         }
     }))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::Algorithm;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::client::{ALL_FORMS, API_KEY_TYPE, EXCHANGE, Form};
@@ -17,6 +17,7 @@ backend_tests!(
     ttl_is_exact_within_bounds_and_refused_outside,
     bad_keys_get_one_identical_answer_per_grant,
     scope_and_audience_rules_hold,
+    audience_registration_is_read_at_every_exchange,
     rotation_keeps_old_tokens_verifiable,
     secrets_never_reach_the_database,
     request_shape_is_strict,
@@ -324,6 +325,74 @@ async fn scope_and_audience_rules_hold(backend: Backend) {
     for scope in claims["scope"].as_str().unwrap().split(' ') {
         assert!(keymint::domain::scope::is_reserved(scope), "{scope}");
     }
+}
+
+/// The exchange reads the tenant's registered audiences with the key, in
+/// one query: a token names only an audience registered at that moment,
+/// matched whole (never a prefix of a registered one).
+async fn audience_registration_is_read_at_every_exchange(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let (api, v2, other) = (
+        "https://api.example.com",
+        "https://api.example.com/v2",
+        "urn:example:other",
+    );
+    let set = |audiences: Value| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let response = app
+                .call(
+                    "PATCH",
+                    "/api/v1/settings",
+                    admin,
+                    Some(json!({ "audiences": audiences })),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+    };
+    set(json!([api, v2, other])).await;
+    let (_, secret) = app
+        .cli_key(&["--name", "any", "--scopes", "reports:read"])
+        .await;
+    let asks = |audience: &'static str| {
+        let (app, secret) = (&app, &secret);
+        async move {
+            let response = app
+                .exchange(Form::Exchange, secret, &[("audience", audience)])
+                .await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    for audience in [api, v2, other] {
+        assert_eq!(asks(audience).await, (200, String::new()), "{audience}");
+    }
+    for unregistered in [
+        "https://api.example.co",
+        "urn:example",
+        "https://api.example.com/v",
+    ] {
+        assert_eq!(
+            asks(unregistered).await,
+            (400, "invalid_target".to_owned()),
+            "{unregistered}"
+        );
+    }
+    set(json!([other])).await;
+    for given_up in [api, v2] {
+        assert_eq!(
+            asks(given_up).await,
+            (400, "invalid_target".to_owned()),
+            "{given_up}"
+        );
+    }
+    assert_eq!(asks(other).await, (200, String::new()));
 }
 
 async fn rotation_keeps_old_tokens_verifiable(backend: Backend) {
