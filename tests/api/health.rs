@@ -80,6 +80,12 @@ async fn metrics_move_and_live_on_their_own_listener() {
         .exchange(crate::client::Form::XApiKey, "km_nope", &[])
         .await;
     assert_eq!(response.status(), 401);
+    // An admin list runs on the pool (its admin lane): the wait is measured.
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    assert_eq!(
+        app.call("GET", "/api/v1/keys", &admin, None).await.status(),
+        200
+    );
 
     // Not on the API port.
     assert_eq!(app.get("/metrics").await.status(), 404);
@@ -117,6 +123,8 @@ async fn metrics_move_and_live_on_their_own_listener() {
     assert!(text.contains("keymint_http_request_duration_seconds_bucket"));
     assert!(text.contains("keymint_db_pool_connections{state=\"idle\"}"));
     assert!(text.contains("keymint_db_pool_wait_seconds"));
+    // On SQLite the exchange's lookups run on the worker, not the pool.
+    assert!(value("keymint_db_point_reads_total{where=\"inline\"}") >= 4.0);
     assert!(value("keymint_signing_key_next_rotation_seconds") > 0.0);
     assert!(text.contains("keymint_signing_key_age_seconds"));
     // No key ids, owners, tenants or addresses in labels.
