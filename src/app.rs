@@ -56,6 +56,9 @@ pub struct AppState {
     /// On SQLite, each worker's own read connection for the token
     /// endpoints' lookups, so they run without a hop to the blocking pool.
     pub inline: Arc<db::InlineReads>,
+    /// On PostgreSQL, the token endpoints' lookups go to a database thread
+    /// per worker that batches them (`db::Batched`).
+    pub lookups: Option<Arc<crate::keys::store::KeyLookups>>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
     /// Written by the signal handler, read by readiness (503) and the
     /// request middleware (`Connection: close`).

@@ -107,7 +107,8 @@ pub fn pool_wait(elapsed: Duration) {
 }
 
 /// Where a token endpoint's lookup ran: `inline` on the worker's own
-/// SQLite connection, or on the `pool`.
+/// SQLite connection, `batched` by a PostgreSQL lookup thread, or on the
+/// `pool`.
 pub fn point_read(place: &'static str) {
     metrics::counter!("keymint_db_point_reads_total", "where" => place).increment(1);
 }

@@ -5,6 +5,7 @@
 //! [`DbError::Unavailable`] to 503 and everything else to an opaque 500; the
 //! cause goes to the log only (it may name tables, never secrets: queries bind
 //! secrets as parameters and Diesel never prints parameters).
+mod batch;
 pub mod connection;
 mod deadline;
 pub mod error;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use batch::Batched;
 pub use connection::{AnyConnection, ping};
 use connection::{SQLITE_STARTUP_WAIT, is_busy};
 pub use deadline::ReadBound;

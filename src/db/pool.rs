@@ -81,7 +81,7 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 impl ConnectionManager {
-    fn open(&self) -> Result<AnyConnection, ConnectError> {
+    pub(super) fn open(&self) -> Result<AnyConnection, ConnectError> {
         match &self.target {
             DatabaseTarget::Sqlite(path) => {
                 let path = path.to_string_lossy();

@@ -6,28 +6,26 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::db::AnyConnection;
 use crate::domain::cidr;
 use crate::grants::refusal::{Denial, Reason, lifecycle_refusal};
 use crate::keys::SecurityLevel;
-use crate::keys::secret::ApiKeySecret;
-use crate::keys::store::{self as key_store, Candidate};
+use crate::keys::store::Candidate;
 
-/// Finds the active standard key a secret belongs to, or says why not.
-/// `expected_id`, when given, must be the key's id.
-pub fn authenticate(
-    conn: &mut AnyConnection,
-    secret: &ApiKeySecret,
+/// Whether the key a secret's lookup found (`None`: no key) is an active
+/// standard key that may be used now, or why not. `expected_id`, when
+/// given, must be the key's id.
+pub fn judge(
+    found: Option<Candidate>,
     expected_id: Option<&str>,
     now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<Result<Candidate, Denial>> {
-    let Some(candidate) = key_store::find_by_secret_hash(conn, &secret.hash())? else {
-        return Ok(Err(Denial::Unknown));
+) -> Result<Candidate, Denial> {
+    let Some(candidate) = found else {
+        return Err(Denial::Unknown);
     };
-    Ok(match unusable(&candidate, expected_id, now) {
+    match unusable(&candidate, expected_id, now) {
         None => Ok(candidate),
         Some(reason) => Err(Denial::Key(Box::new(candidate), reason)),
-    })
+    }
 }
 
 /// Why a key found by its secret may not be used now, if it may not.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::TokenSettings;
 use crate::crypto::master::MasterKey;
 use crate::db::{InlineReads, Pool};
+use crate::keys::store::KeyLookups;
 use crate::limits::Limiter;
 use crate::tokens::signing::KeyRing;
 use crate::usage::Usage;
@@ -17,6 +18,8 @@ pub struct Context<'a> {
     pub pool: &'a Pool,
     /// The token endpoints' lookups, inline on SQLite (`db::point_read`).
     pub inline: &'a InlineReads,
+    /// The token endpoints' lookups, batched per worker on PostgreSQL.
+    pub lookups: Option<&'a KeyLookups>,
     /// Checks signed requests (advanced keys' secrets are sealed under it).
     pub master: &'a Arc<MasterKey>,
     /// Signs issued tokens; verifies those presented for introspection

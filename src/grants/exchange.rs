@@ -9,16 +9,15 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::audit::{self, Actor, Origin};
-use crate::crypto::master::MasterKey;
 use crate::db::{self, AnyConnection, DbError};
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
-use crate::grants::authenticate::{admit, authenticate};
+use crate::grants::authenticate::{admit, judge};
 use crate::grants::context::Context;
 use crate::grants::credential::{Credential, Flavor, TokenResponse};
 use crate::grants::refusal::{Denial, Reason};
 use crate::grants::signed;
-use crate::keys::secret::ApiKeySecret;
-use crate::keys::store::Candidate;
+use crate::keys::secret::{ApiKeySecret, SecretHash};
+use crate::keys::store::{self as key_store, Candidate};
 use crate::limits::{Limiter, address_bucket};
 use crate::tenants;
 use crate::tokens::issue::{self, Requested};
@@ -43,34 +42,39 @@ impl Failure {
     }
 }
 
-/// Step 6 for a found key: what the token will hold, with the audience's
-/// registration re-checked at every issue, for a key's default audience
-/// too (the tenant may have given it up since the key was made).
-fn decide(
-    conn: &mut AnyConnection,
+/// Step 6 for an admitted key: what the token will hold, with the
+/// audience's registration re-checked at every issue, for a key's default
+/// audience too (the tenant may have given it up since the key was made).
+/// A secret's lookup read the registrations with the key; a signed
+/// request's asks the database.
+async fn decide(
+    ctx: Context<'_>,
     candidate: &Candidate,
     requested: &Requested,
-    admin_audience: &str,
     now: chrono::NaiveDateTime,
-) -> Result<Result<issue::Decision, OAuthError>, DbError> {
-    let decision = match issue::decide(candidate, requested, admin_audience, now) {
-        Ok(decision) => decision,
-        Err(err) => return Ok(Err(err)),
-    };
-    if decision.audience == admin_audience {
-        return Ok(Ok(decision));
+) -> Result<issue::Decision, OAuthError> {
+    let admin_audience = &ctx.tokens.admin_audience;
+    let decision = issue::decide(candidate, requested, admin_audience, now)?;
+    if decision.audience == *admin_audience {
+        return Ok(decision);
     }
     let registered = match candidate.registers(&decision.audience) {
         Some(known) => known,
-        None => tenants::store::has_audience(conn, &candidate.tenant.id, &decision.audience)?,
+        None => {
+            let (tenant, audience) = (candidate.tenant.id.clone(), decision.audience.clone());
+            db::point_read(ctx.pool, ctx.inline, move |conn| {
+                Ok(tenants::store::has_audience(conn, &tenant, &audience)?)
+            })
+            .await?
+        }
     };
     if !registered {
-        return Ok(Err(OAuthError::new(
+        return Err(OAuthError::new(
             OAuthErrorCode::InvalidTarget,
             "the audience is not registered for this tenant",
-        )));
+        ));
     }
-    Ok(Ok(decision))
+    Ok(decision)
 }
 
 /// `token.denied` for a refused credential: a known key's denial goes to
@@ -139,50 +143,69 @@ fn spend(limiter: &Limiter, candidate: &Candidate) -> Result<(), u64> {
     limiter.take(&candidate.key.id, rate)
 }
 
-/// What the lookup found, read only (steps 2–3): the key the proof names,
-/// usable now, with what the caller read along with it, or the failure and
-/// the denial to record.
-type Found<T> = Result<(Candidate, T), (Failure, Denial)>;
+/// The key a secret belongs to, by its hash: inline on SQLite, batched
+/// per worker on PostgreSQL, on the pool when either cannot take it now.
+async fn lookup(ctx: Context<'_>, hash: SecretHash) -> Result<Option<Candidate>, DbError> {
+    let hash = match ctx.lookups {
+        Some(lookups) => match lookups.find(hash).await {
+            Ok(found) => {
+                crate::metrics::point_read("batched");
+                return found;
+            }
+            Err(hash) => hash,
+        },
+        None => hash,
+    };
+    db::point_read(ctx.pool, ctx.inline, move |conn| {
+        Ok(key_store::find_by_secret_hash(conn, &hash)?)
+    })
+    .await
+}
 
-/// Steps 2–3, reading only, so it may run inline on the worker (see
-/// [`db::point_read`]) and run again on the pool.
-fn find(
-    conn: &mut AnyConnection,
-    master: &MasterKey,
+/// Steps 2–3, reading only: the key the proof names, usable now, or the
+/// failure and the denial to record.
+async fn find(
+    ctx: Context<'_>,
     proof: &Proof,
     now: chrono::NaiveDateTime,
 ) -> Result<Result<Candidate, (Failure, Denial)>, DbError> {
-    Ok(match proof {
+    match proof {
         Proof::Secret(secret, expected_id) => {
-            authenticate(conn, secret, expected_id.as_deref(), now)?
-                .map_err(|denial| (Failure::Unknown, denial))
+            let found = lookup(ctx, secret.hash()).await?;
+            Ok(judge(found, expected_id.as_deref(), now).map_err(|d| (Failure::Unknown, d)))
         }
-        Proof::Signed(request) => signed::verify(conn, master, request, now)?
-            .map_err(|(error, denial)| (Failure::BadSignature(error), denial)),
-    })
+        Proof::Signed(request) => {
+            let (master, request) = (ctx.master.clone(), request.clone());
+            db::point_read(ctx.pool, ctx.inline, move |conn| {
+                Ok(signed::verify(conn, &master, &request, now)?
+                    .map_err(|(error, denial)| (Failure::BadSignature(error), denial)))
+            })
+            .await
+        }
+    }
 }
 
 /// Steps 4–5 for what [`find`] found: within its rate (when `bucket` is
 /// given), admitted, and for a signed request its nonce recorded; or the
 /// failure, audited (a request over its rate is not: it is not a refusal of
 /// the key). Only a refusal or a nonce writes, on the pool.
-async fn settle<T: Send + 'static>(
+async fn settle(
     ctx: Context<'_>,
-    found: Found<T>,
+    found: Result<Candidate, (Failure, Denial)>,
     proof: &Proof,
     bucket: Option<&Limiter>,
     client_ip: Option<IpAddr>,
     origin: &Origin,
     now: chrono::NaiveDateTime,
-) -> Result<Result<(Candidate, T), Failure>, DbError> {
+) -> Result<Result<Candidate, Failure>, DbError> {
     let record = |denial: Denial| {
         let origin = origin.clone();
         db::run(ctx.pool, move |conn| {
             record_denial(conn, &denial, client_ip, &origin, now).map_err(DbError::from)
         })
     };
-    let (candidate, extra) = match found {
-        Ok(found) => found,
+    let candidate = match found {
+        Ok(candidate) => candidate,
         Err((failure, denial)) => {
             record(denial).await?;
             return Ok(Err(failure));
@@ -198,13 +221,13 @@ async fn settle<T: Send + 'static>(
         return Ok(Err(Failure::Refused(reason)));
     }
     let Proof::Signed(request) = proof else {
-        return Ok(Ok((candidate, extra)));
+        return Ok(Ok(candidate));
     };
     let request = request.clone();
     let origin = origin.clone();
     db::run(ctx.pool, move |conn| {
         match signed::record_nonce(conn, &request, candidate, now)? {
-            Ok(candidate) => Ok(Ok((candidate, extra))),
+            Ok(candidate) => Ok(Ok(candidate)),
             Err((error, denial)) => {
                 record_denial(conn, &denial, client_ip, &origin, now)?;
                 Ok(Err(Failure::BadSignature(error)))
@@ -293,27 +316,12 @@ async fn checklist(
         Ok(proof) => proof,
         Err(failure) => return Err(fail(failure)),
     };
-    let admin_audience = ctx.tokens.admin_audience.clone();
-    let master = ctx.master.clone();
     let origin = Origin {
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
-    let proof = Arc::new(proof);
-    let looked_up = proof.clone();
-    // The decision and the audience's registration are read with the key
-    // and applied after steps 4–5, in the checklist's order.
-    let found = db::point_read(ctx.pool, ctx.inline, move |conn| {
-        Ok(match find(conn, &master, &looked_up, now_naive)? {
-            Ok(candidate) => {
-                let decision = decide(conn, &candidate, &requested, &admin_audience, now_naive)?;
-                Ok((candidate, decision))
-            }
-            Err(refused) => Err(refused),
-        })
-    })
-    .await?;
-    let (candidate, decision) = match settle(
+    let found = find(ctx, &proof, now_naive).await?;
+    let settled = settle(
         ctx,
         found,
         &proof,
@@ -322,12 +330,9 @@ async fn checklist(
         &origin,
         now_naive,
     )
-    .await?
-    {
-        Ok(settled) => settled,
-        Err(failure) => return Err(fail(failure)),
-    };
-    let decision = decision?;
+    .await?;
+    let candidate = settled.map_err(fail)?;
+    let decision = decide(ctx, &candidate, &requested, now_naive).await?;
     if let Flavor::TokenExchange {
         client_key_id: Some(client),
         ..
@@ -429,19 +434,12 @@ pub async fn authenticate_client(
         Ok(proof) => proof,
         Err(failure) => return Err(fail(failure)),
     };
-    let master = ctx.master.clone();
     let origin = Origin {
         ip: client_ip.map(|ip| ip.to_string()),
         request_id,
     };
     let now = now.naive_utc();
-    let proof = Arc::new(proof);
-    let looked_up = proof.clone();
-    let found = db::point_read(ctx.pool, ctx.inline, move |conn| {
-        Ok(find(conn, &master, &looked_up, now)?.map(|candidate| (candidate, ())))
-    })
-    .await
-    .map_err(OAuthError::from)?;
+    let found = find(ctx, &proof, now).await.map_err(OAuthError::from)?;
     let settled = settle(
         ctx,
         found,
@@ -453,5 +451,5 @@ pub async fn authenticate_client(
     )
     .await
     .map_err(OAuthError::from)?;
-    settled.map(|(candidate, ())| candidate).map_err(fail)
+    settled.map_err(fail)
 }

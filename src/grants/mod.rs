@@ -36,7 +36,7 @@ pub mod store;
 
 // The grants' API in one place. Inside `grants`, modules name each other
 // by their own paths, never through these, so no file depends on this one.
-pub use authenticate::authenticate;
+pub use authenticate::judge;
 pub use context::Context;
 pub use credential::{
     Credential, ExchangeRequest, Flavor, Presented, TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN,

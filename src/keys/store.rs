@@ -10,13 +10,15 @@ use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
-use crate::keys::secret::{ApiKeySecret, SecretHash};
+use crate::keys::secret::ApiKeySecret;
 
 // The admin service's queries (quota, list and search, merge patch), in a
 // file of their own so this one stays readable.
 mod admin;
+mod lookup;
 mod status;
 
+pub use lookup::{Candidate, KeyLookups, find_by_secret_hash, find_many_by_secret_hash};
 pub use status::{SecurityLevel, Status};
 
 pub use admin::{KeyChanges, ListFilter, count_live, list_page, live_audience_lists, update};
@@ -173,87 +175,6 @@ pub fn insert(
         },
         row.created_at,
     )
-}
-
-/// A key and its tenant, found by the hash of a presented secret.
-pub struct Candidate {
-    pub key: ApiKey,
-    pub tenant: Tenant,
-    /// The secret matched the previous one (rotation grace).
-    pub via_previous: bool,
-    /// The tenant's registered audiences (space-separated: an audience
-    /// holds no whitespace), when they were read with the key: the
-    /// exchange then checks its audience without a second query.
-    pub registered_audiences: Option<String>,
-}
-
-impl Candidate {
-    /// Whether the tenant registers `audience`, if read with the key.
-    pub fn registers(&self, audience: &str) -> Option<bool> {
-        self.registered_audiences
-            .as_deref()
-            .map(|all| all.split(' ').any(|registered| registered == audience))
-    }
-}
-
-/// The tenant's registered audiences as one text, read with its key. The
-/// aggregate is each backend's own; an audience holds no whitespace, so a
-/// space separates them unambiguously.
-const SQLITE_REGISTERED: &str = "(SELECT coalesce(group_concat(audience, ' '), '') \
-     FROM tenant_audiences WHERE tenant_audiences.tenant_id = tenants.id)";
-const POSTGRES_REGISTERED: &str = "(SELECT coalesce(string_agg(audience, ' '), '') \
-     FROM tenant_audiences WHERE tenant_audiences.tenant_id = tenants.id)";
-
-/// The token endpoint's one query: key, tenant policy and the tenant's
-/// registered audiences together, by the indexed hash of the current or
-/// previous secret. Deleted keys never match.
-pub fn find_by_secret_hash(
-    conn: &mut AnyConnection,
-    hash: &SecretHash,
-) -> QueryResult<Option<Candidate>> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::Text;
-    let bytes = hash.as_bytes();
-    let matching = api_keys::secret_hash
-        .eq(bytes)
-        .or(api_keys::previous_secret_hash.eq(bytes));
-    let found: Option<(ApiKey, Tenant, String)> = match conn {
-        AnyConnection::Sqlite(c) => api_keys::table
-            .inner_join(tenants::table)
-            .filter(matching)
-            .filter(api_keys::deleted_at.is_null())
-            .select((
-                ApiKey::as_select(),
-                Tenant::as_select(),
-                sql::<Text>(SQLITE_REGISTERED),
-            ))
-            .first(c)
-            .optional()?,
-        AnyConnection::Postgresql(c) => api_keys::table
-            .inner_join(tenants::table)
-            .filter(matching)
-            .filter(api_keys::deleted_at.is_null())
-            .select((
-                ApiKey::as_select(),
-                Tenant::as_select(),
-                sql::<Text>(POSTGRES_REGISTERED),
-            ))
-            .first(c)
-            .optional()?,
-    };
-    Ok(found.map(|(key, tenant, registered)| {
-        let via_previous = key
-            .secret_hash
-            .as_deref()
-            .and_then(SecretHash::from_slice)
-            .is_none_or(|current| !current.ct_eq(hash));
-        Candidate {
-            key,
-            tenant,
-            via_previous,
-            registered_audiences: Some(registered),
-        }
-    }))
 }
 
 pub fn find(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> QueryResult<Option<ApiKey>> {

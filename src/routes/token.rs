@@ -25,6 +25,7 @@ pub fn grant_context(state: &AppState) -> Context<'_> {
     Context {
         pool: &state.pool,
         inline: &state.inline,
+        lookups: state.lookups.as_deref(),
         master: &state.master,
         keyring: &state.keyring,
         limiter: &state.limiter,

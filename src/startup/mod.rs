@@ -27,6 +27,7 @@ use crate::bootstrap;
 use crate::config::Settings;
 use crate::db;
 use crate::input::body::BODY_LIMIT;
+use crate::keys::store::KeyLookups;
 use crate::openapi;
 use crate::routes::{docs, fallback};
 use crate::telemetry;
@@ -76,6 +77,18 @@ impl Application {
                 .map_err(|e| StartupError::Other(e.to_string()))??
         };
         let pool = db::pool(&settings.database);
+        // One lookup thread per worker (actix's default: one per core).
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let lookups = KeyLookups::start(
+            &settings.database,
+            workers,
+            crate::keys::store::find_many_by_secret_hash,
+        )
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .map(Arc::new);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             pool,
@@ -91,6 +104,7 @@ impl Application {
             )),
             admin_lane: Arc::new(db::AdminLane::new(&settings.database)),
             inline: Arc::new(db::InlineReads::new(&settings.database)),
+            lookups,
             draining: Arc::default(),
         });
         if let Some(secret) = prepared.bootstrap_secret {

@@ -17,6 +17,7 @@ mod janitor;
 mod keys;
 mod lifecycle;
 mod logs;
+mod lookups;
 mod oauth_powers;
 mod powers_matrix;
 mod powers_model;
