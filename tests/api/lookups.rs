@@ -96,6 +96,7 @@ async fn lookups_run_where_the_backend_wants(backend: Backend) {
         Backend::Sqlite => "inline",
         Backend::Postgres => "batched",
     };
+    // The recorder is process-wide (every in-process app counts): at
+    // least ours, and none at all if the backend's way were not taken.
     assert!(count(wanted) >= 3.0, "{wanted}:\n{text}");
-    assert_eq!(count("pool"), 0.0, "{text}");
 }
