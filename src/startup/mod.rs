@@ -28,7 +28,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::input::body::BODY_LIMIT;
 use crate::openapi;
-use crate::routes::{docs, fallback};
+use crate::routes::{docs, fallback, wellknown};
 use crate::telemetry;
 use crate::usage::Usage;
 
@@ -156,6 +156,7 @@ fn serve(
     let server_settings = &settings.server;
     let draining = state.draining.clone();
     let document = web::Data::new(docs::Document(openapi::document_json().into()));
+    let well_known = web::Data::new(wellknown::WellKnown::new(settings));
     let mut server = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -165,6 +166,7 @@ fn serve(
             }))
             .app_data(state.clone())
             .app_data(document.clone())
+            .app_data(well_known.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)
