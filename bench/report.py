@@ -73,7 +73,7 @@ line("RFC 8693 / client_credentials, SQLite", ratio("km_token_8693_1k", "km_toke
 line("RFC 8693 / client_credentials, PostgreSQL", ratio("km_token_8693_pg", "km_token_form_pg"))
 
 print()
-print("key search, 1M keys (bench/search.sh; median of the term's calls):")
+print("key search, 1M keys (bench/search.sh; median of the term's calls, hits on the first page):")
 for backend in ("sqlite", "postgres"):
     path = os.path.join(results, f"search_{backend}.json")
     if not os.path.exists(path):
@@ -85,7 +85,8 @@ for backend in ("sqlite", "postgres"):
         print(f"  {backend:<46} (unreadable: {path})")
         continue
     for term, t in terms.items():
-        title = f"{backend} {term!r} ({t.get('hits')} hits, p95 {t.get('p95_ms')} ms)"
+        spread = f"p95 {t['p95_ms']}" if "p95_ms" in t else f"max {t.get('max_ms')}"
+        title = f"{backend} {term} {t.get('term', '')!r} ({t.get('hits')} hits, {spread} ms)"
         line(title, t.get("median_ms"), 50, at_least=False, unit=" ms")
 print()
 for k, v in facts.items():

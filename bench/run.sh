@@ -106,18 +106,25 @@ token_cases() { # SUFFIX KEYS_FILE CASE... (form header 8693 hotkey)
 # admin_key DATA_DIR [DATABASE_URL]: before the server starts, an admin key
 # (keys:read) made offline with the CLI; its secret goes to DATA_DIR/admin.secret.
 admin_key() {
-  local dir=$1 db=${2:-} args=(keys create --name bench-search-admin --scopes admin:keys:read --data-dir "$1")
+  local dir=$1 db=${2:-} args=(keys create --name timing-admin --scopes admin:keys:read --data-dir "$1")
   [ -n "$db" ] && args+=(--database-url "$db")
   "$BIN" "${args[@]}" > "$dir/admin.secret" 2> "$dir/admin.log" \
     || echo "no admin key (see $dir/admin.log): search timings will be skipped" >&2
 }
 
+# Key search terms against bench-seed's names (`bench-<n>`, n < 1 000 000) and
+# the keys' ids: one name, hundreds of names and ids, every key.
+SEARCH_RARE=${SEARCH_RARE:-123456} SEARCH_MIDDLE=${SEARCH_MIDDLE:-7777} SEARCH_COMMON=${SEARCH_COMMON:-bench}
+
 # search_cases BACKEND DATA_DIR: with the server up, exchanges the admin key for an
-# admin-audience token and times key search; bench/search.sh prints
-# {"rare": {"median_ms", "p95_ms", "hits"}, "middle": ..., "common": ...}.
+# admin-audience token and times key search with bench/search.sh (URL TOKEN TERM...,
+# one tab-separated line per term: term median_ms min_ms max_ms items), kept as
+# $BENCH_RESULTS/search_BACKEND.json = {"rare": {"term", "median_ms", "min_ms",
+# "max_ms", "hits"}, "middle": ..., "common": ...} for report.py (hits: the first
+# page's items).
 search_cases() {
   local backend=$1 dir=$2 token
-  if [ ! -x bench/search.sh ]; then
+  if [ ! -f bench/search.sh ]; then
     echo "bench/search.sh not found: search timings skipped"
     return 0
   fi
@@ -126,8 +133,21 @@ search_cases() {
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') \
     || { echo "no admin token: search timings skipped" >&2; return 0; }
   echo "== key search, $backend, 1 000 000 keys"
-  bench/search.sh "$URL" "$token" > "$BENCH_RESULTS/search_$backend.json" \
-    || echo "bench/search.sh failed ($backend)" >&2
+  bash bench/search.sh "$URL" "$token" "$SEARCH_RARE" "$SEARCH_MIDDLE" "$SEARCH_COMMON" \
+    > "$WORK/search_$backend.tsv" || { echo "bench/search.sh failed ($backend)" >&2; return 0; }
+  cat "$WORK/search_$backend.tsv"
+  python3 - "$WORK/search_$backend.tsv" "$SEARCH_RARE" "$SEARCH_MIDDLE" "$SEARCH_COMMON" \
+    > "$BENCH_RESULTS/search_$backend.json" <<'PY'
+import csv, json, sys
+rows = {r["term"]: r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")}
+out = {}
+for kind, term in zip(("rare", "middle", "common"), sys.argv[2:]):
+    if term in rows:
+        r = rows[term]
+        out[kind] = {"term": term, "median_ms": float(r["median_ms"]), "min_ms": float(r["min_ms"]),
+                     "max_ms": float(r["max_ms"]), "hits": int(r["items"])}
+json.dump(out, sys.stdout)
+PY
 }
 
 echo "== keymint on SQLite, 1 000 keys"
