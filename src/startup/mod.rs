@@ -29,7 +29,7 @@ use crate::db;
 use crate::input::body::BODY_LIMIT;
 use crate::keys::store::KeyLookups;
 use crate::openapi;
-use crate::routes::{docs, fallback};
+use crate::routes::{docs, fallback, wellknown};
 use crate::telemetry;
 use crate::usage::Usage;
 
@@ -171,6 +171,7 @@ fn serve(
     let server_settings = &settings.server;
     let draining = state.draining.clone();
     let document = web::Data::new(docs::Document(openapi::document_json().into()));
+    let well_known = web::Data::new(wellknown::WellKnown::new(settings));
     let mut server = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -180,6 +181,7 @@ fn serve(
             }))
             .app_data(state.clone())
             .app_data(document.clone())
+            .app_data(well_known.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)

@@ -19,6 +19,7 @@ backend_tests!(
     revoking_the_promoted_key_never_stops_issuance,
     when_nothing_can_sign_readiness_fails_until_a_key_is_made,
     a_settled_schedule_is_left_alone,
+    a_rotation_reaches_the_jwks_at_once,
 );
 
 const TENANT_AUDIENCE: &str = "urn:keymint:tenant:default";
@@ -257,6 +258,33 @@ async fn a_settled_schedule_is_left_alone(backend: Backend) {
     let active = keys.iter().find(|k| k["state"] == "active").unwrap();
     revoke(&app, &admin, active["kid"].as_str().unwrap()).await;
     assert!(!settled(), "after revoking the active key");
+}
+
+async fn served_jwks(app: &TestApp) -> String {
+    let response = app.get("/.well-known/jwks.json").await;
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// The JWKS is served from bytes built when the key ring is; a rotation
+/// through the admin API must swap them with the keys, not at the next
+/// periodic reload (`reload_s` is far off here).
+async fn a_rotation_reaches_the_jwks_at_once(backend: Backend) {
+    let slow_reload = "[signing]\njwks_max_age_s = 1\nprepublish_s = 2\nreload_s = 600\n";
+    let app = spawn_app_with(backend, slow_reload).await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let before = served_jwks(&app).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await; // prepublish_s
+    let rotation = rotate(&app, &admin).await;
+    let next = rotation["next_kid"].as_str().unwrap();
+    assert!(!before.contains(next));
+    let after = served_jwks(&app).await;
+    assert!(
+        after.contains(next),
+        "the new next key is published at once"
+    );
+    assert!(after.contains(rotation["activated_kid"].as_str().unwrap()));
+    assert_ne!(before, after);
 }
 
 // ---- replicas -------------------------------------------------------------

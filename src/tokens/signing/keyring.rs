@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use chrono::{Duration, NaiveDateTime};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
@@ -66,7 +67,10 @@ struct Ring {
     slots: Vec<Slot>,
     verifiers: HashMap<String, Verifier>,
     published: Vec<PublicJwk>,
-    jwks: Arc<[u8]>,
+    /// `published` serialized, swapped in with the keys it lists so the JWKS
+    /// never names a key set other than the one signing; cloning it for a
+    /// response shares the bytes.
+    jwks: Bytes,
 }
 
 impl Ring {
@@ -117,10 +121,10 @@ impl Ring {
     }
 }
 
-fn jwks_document(published: &[PublicJwk]) -> Result<Arc<[u8]>, SigningError> {
+fn jwks_document(published: &[PublicJwk]) -> Result<Bytes, SigningError> {
     let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
         .map_err(|_| SigningError::NoKey)?;
-    Ok(Arc::from(jwks))
+    Ok(Bytes::from(jwks))
 }
 
 /// The in-memory key ring every request signs and verifies with.
@@ -200,8 +204,8 @@ impl KeyRing {
         Some((active.activates_at, next))
     }
 
-    /// The serialized JWKS, ready to send.
-    pub fn jwks(&self) -> Arc<[u8]> {
+    /// The serialized JWKS, ready to send: a shared handle, not a copy.
+    pub fn jwks(&self) -> Bytes {
         self.snapshot().jwks.clone()
     }
 
