@@ -15,6 +15,7 @@ use crate::keys::secret::{ApiKeySecret, SecretHash};
 // The admin service's queries (quota, list and search, merge patch), in a
 // file of their own so this one stays readable.
 mod admin;
+mod search;
 mod status;
 
 pub use status::{SecurityLevel, Status};
