@@ -53,13 +53,21 @@ pub fn list_page(
     filter: &ListFilter,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<ApiKey>> {
+    let plan = match &filter.q {
+        Some(q) => Some(search::plan(conn, bound, q)?),
+        None => None,
+    };
     let mut select = api_keys::table
-        .filter(api_keys::tenant_id.eq(&filter.tenant_id))
         .filter(api_keys::deleted_at.is_null())
         .select(ApiKey::as_select())
         .order(api_keys::id.desc())
         .limit(filter.limit)
         .into_boxed();
+    select = if plan.as_ref().is_some_and(|p| p.by_rowid) {
+        select.filter(search::tenant_unindexed(&filter.tenant_id))
+    } else {
+        select.filter(api_keys::tenant_id.eq(&filter.tenant_id))
+    };
     // Before the costly conditions, so every row visited checks it.
     if let Some(guard) = bound.sqlite_guard() {
         select = select.filter(guard);
@@ -70,10 +78,8 @@ pub fn list_page(
     if let Some(owner) = &filter.owner {
         select = select.filter(api_keys::owner.eq(owner.clone()));
     }
-    if let Some(q) = &filter.q {
-        for condition in search::conditions(conn, bound, q)? {
-            select = select.filter(condition);
-        }
+    for condition in plan.into_iter().flat_map(|p| p.conditions) {
+        select = select.filter(condition);
     }
     select = match filter.status.as_deref() {
         Some("revoked") => select.filter(api_keys::revoked_at.is_not_null()),

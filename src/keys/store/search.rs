@@ -87,38 +87,55 @@ fn rule(sqlite: bool, q: &str) -> Condition {
     )
 }
 
+/// How a list finds the keys `q` matches.
+pub struct Plan {
+    /// Conditions for the list query.
+    pub conditions: Vec<Condition>,
+    /// SQLite only: the candidates are a short list of rowids, to be
+    /// fetched by rowid. The tenant condition must then not be one an index
+    /// can serve, or the planner walks the tenant's keys in id order (no
+    /// sort) and tests each against the list.
+    pub by_rowid: bool,
+}
+
 /// The conditions that find the keys `q` matches. On PostgreSQL the
 /// planner picks between the trigram indexes and the walk in id order
 /// (the query is never a cached generic plan: a raw fragment keeps Diesel
 /// from preparing it once for all terms). SQLite's planner cannot weigh a
-/// full-text match, so a bounded count decides.
-pub fn conditions(
-    conn: &mut AnyConnection,
-    bound: &ReadBound,
-    q: &str,
-) -> QueryResult<Vec<Condition>> {
+/// full-text match, so a bounded read of the index decides: few
+/// candidates are fetched by rowid, many mean the walk in id order finds a
+/// page early.
+pub fn plan(conn: &mut AnyConnection, bound: &ReadBound, q: &str) -> QueryResult<Plan> {
     let sqlite = conn.is_sqlite();
-    let mut out = vec![rule(sqlite, q)];
+    let mut plan = Plan {
+        conditions: vec![rule(sqlite, q)],
+        by_rowid: false,
+    };
     // A NUL would end the FTS5 query text early.
     if sqlite && q.chars().count() >= MIN_INDEXED_CHARS && !q.contains('\0') {
-        let query = fts_query(q);
-        if few_matches(conn, bound, &query)? {
-            out.push(Box::new(
-                sql::<Bool>(
-                    "api_keys.rowid IN (SELECT rowid FROM api_keys_search \
-                     WHERE api_keys_search MATCH ",
-                )
-                .bind::<Text, _>(query)
-                .sql(")"),
+        let rowids = candidates(conn, bound, &fts_query(q))?;
+        if i64::try_from(rowids.len()).unwrap_or(i64::MAX) <= FEW_MATCHES {
+            let list = serde_json::to_string(&rowids).unwrap_or_else(|_| "[]".to_owned());
+            plan.conditions.push(Box::new(
+                sql::<Bool>("api_keys.rowid IN (SELECT value FROM json_each(")
+                    .bind::<Text, _>(list)
+                    .sql("))"),
             ));
+            plan.by_rowid = true;
         }
     }
-    Ok(out)
+    Ok(plan)
 }
 
-/// Whether the index holds at most [`FEW_MATCHES`] rows for `query`,
-/// reading no more than one past it.
-fn few_matches(conn: &mut AnyConnection, bound: &ReadBound, query: &str) -> QueryResult<bool> {
+/// The tenant condition for a [`Plan::by_rowid`] list: the unary `+` keeps
+/// every index on `tenant_id` out of the plan.
+pub fn tenant_unindexed(tenant_id: &str) -> Condition {
+    Box::new(sql::<Bool>("+api_keys.tenant_id = ").bind::<Text, _>(tenant_id.to_owned()))
+}
+
+/// The rowids the index holds for `query` (all tenants), at most one past
+/// [`FEW_MATCHES`].
+fn candidates(conn: &mut AnyConnection, bound: &ReadBound, query: &str) -> QueryResult<Vec<i64>> {
     let mut probe = api_keys_search::table
         .select(api_keys_search::rowid)
         .filter(sql::<Bool>("api_keys_search MATCH ").bind::<Text, _>(query.to_owned()))
@@ -127,8 +144,7 @@ fn few_matches(conn: &mut AnyConnection, bound: &ReadBound, query: &str) -> Quer
     if let Some(guard) = bound.sqlite_guard() {
         probe = probe.filter(guard);
     }
-    let found: Vec<i64> = probe.load(conn)?;
-    Ok(i64::try_from(found.len()).unwrap_or(i64::MAX) <= FEW_MATCHES)
+    probe.load(conn)
 }
 
 #[cfg(test)]
