@@ -282,11 +282,13 @@ pub fn rotate_master_key(
 /// Bulk insert for benchmarks: keys with a rate limit high enough that the
 /// limiter never answers, in transactions of 5 000, their `id secret`
 /// written to `out` (mode 0600) — a file of live secrets, for load tests.
+/// Names are `bench-<n>`; with `owners`, owners `team-<n % owners>`.
 pub fn bench_seed(
     settings: &Settings,
     count: u64,
     out: &std::path::Path,
     scopes: Vec<String>,
+    owners: Option<u64>,
 ) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -313,7 +315,7 @@ pub fn bench_seed(
                     tenant_id: tenant.id.clone(),
                     name: format!("bench-{}", done + i),
                     description: None,
-                    owner: None,
+                    owner: owners.map(|n| format!("team-{}", (done + i) % n)),
                     scopes: scopes.clone(),
                     audiences: Vec::new(),
                     expires_at: None,

@@ -73,6 +73,10 @@ pub enum Command {
         out: PathBuf,
         #[arg(long, value_delimiter = ',', default_value = "read")]
         scopes: Vec<String>,
+        /// Key n gets owner `team-<n % OWNERS>` (a search benchmark wants
+        /// owners to find); without it keys act for themselves.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        owners: Option<u64>,
     },
 }
 

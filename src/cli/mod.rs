@@ -62,9 +62,12 @@ pub fn main() -> ExitCode {
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             admin::rotate_master_key(&settings, &new_key_file)
         }
-        Command::BenchSeed { count, out, scopes } => {
-            admin::bench_seed(&settings, count, &out, scopes)
-        }
+        Command::BenchSeed {
+            count,
+            out,
+            scopes,
+            owners,
+        } => admin::bench_seed(&settings, count, &out, scopes, owners),
         Command::Token(_) | Command::Verify(_) | Command::Openapi => {
             unreachable!("handled before the configuration is loaded")
         }

@@ -16,6 +16,7 @@ use crate::keys::secret::ApiKeySecret;
 // file of their own so this one stays readable.
 mod admin;
 mod lookup;
+mod search;
 mod status;
 
 pub use lookup::{Candidate, KeyLookups, find_by_secret_hash, find_many_by_secret_hash};

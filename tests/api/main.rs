@@ -23,6 +23,7 @@ mod powers_matrix;
 mod powers_model;
 mod readme;
 mod replicas;
+mod search;
 mod settings;
 mod signing;
 mod soak;

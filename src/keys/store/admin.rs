@@ -8,7 +8,7 @@ use crate::db::models::ApiKey;
 use crate::db::schema::api_keys;
 use crate::db::{AnyConnection, ReadBound};
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+use super::search;
 
 /// Keys of `owner` that still work: neither revoked, deleted nor expired.
 pub fn count_live(
@@ -35,7 +35,7 @@ pub fn count_live(
 #[derive(Debug, Clone)]
 pub struct ListFilter {
     pub tenant_id: String,
-    /// Case-insensitive substring of name, id or owner.
+    /// Substring of name, id or owner, ASCII case ignored (see `search`).
     pub q: Option<String>,
     /// `active`, `expired` or `revoked`.
     pub status: Option<String>,
@@ -43,19 +43,6 @@ pub struct ListFilter {
     /// Only ids below this one (the previous page's last).
     pub before_id: Option<String>,
     pub limit: i64,
-}
-
-fn like_pattern(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    for c in q.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 /// A page of a tenant's keys, newest first (ids are UUID v7), for the
@@ -66,13 +53,21 @@ pub fn list_page(
     filter: &ListFilter,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<ApiKey>> {
+    let plan = match &filter.q {
+        Some(q) => Some(search::plan(conn, bound, q)?),
+        None => None,
+    };
     let mut select = api_keys::table
-        .filter(api_keys::tenant_id.eq(&filter.tenant_id))
         .filter(api_keys::deleted_at.is_null())
         .select(ApiKey::as_select())
         .order(api_keys::id.desc())
         .limit(filter.limit)
         .into_boxed();
+    select = if plan.as_ref().is_some_and(|p| p.by_rowid) {
+        select.filter(search::tenant_unindexed(&filter.tenant_id))
+    } else {
+        select.filter(api_keys::tenant_id.eq(&filter.tenant_id))
+    };
     // Before the costly conditions, so every row visited checks it.
     if let Some(guard) = bound.sqlite_guard() {
         select = select.filter(guard);
@@ -83,17 +78,8 @@ pub fn list_page(
     if let Some(owner) = &filter.owner {
         select = select.filter(api_keys::owner.eq(owner.clone()));
     }
-    if let Some(q) = &filter.q {
-        let pattern = like_pattern(q);
-        select = select.filter(
-            lower(api_keys::name.nullable())
-                .like(pattern.clone())
-                .escape('\\')
-                .or(lower(api_keys::id.nullable())
-                    .like(pattern.clone())
-                    .escape('\\'))
-                .or(lower(api_keys::owner).like(pattern).escape('\\')),
-        );
+    for condition in plan.into_iter().flat_map(|p| p.conditions) {
+        select = select.filter(condition);
     }
     select = match filter.status.as_deref() {
         Some("revoked") => select.filter(api_keys::revoked_at.is_not_null()),

@@ -1,0 +1,3 @@
+DROP INDEX api_keys_search_owner;
+DROP INDEX api_keys_search_id;
+DROP INDEX api_keys_search_name;
