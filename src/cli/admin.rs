@@ -342,6 +342,9 @@ pub fn bench_seed(
         done += batch;
     }
     file.flush().map_err(|e| e.to_string())?;
+    // As autovacuum would soon: a bulk load leaves the planner's
+    // statistics behind, and search plans depend on them.
+    store::refresh_statistics(&mut conn).map_err(|e| e.to_string())?;
     eprintln!(
         "seeded {count} keys in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -420,3 +420,12 @@ pub fn insert_unaudited(conn: &mut AnyConnection, row: &ApiKey) -> QueryResult<(
         .execute(conn)
         .map(drop)
 }
+
+/// PostgreSQL: `ANALYZE api_keys`, after a bulk load (`bench-seed`). SQLite
+/// keeps no statistics here (built without STAT4): nothing to do.
+pub fn refresh_statistics(conn: &mut AnyConnection) -> QueryResult<()> {
+    if !conn.is_sqlite() {
+        diesel::sql_query("ANALYZE api_keys").execute(conn)?;
+    }
+    Ok(())
+}
