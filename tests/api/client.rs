@@ -57,6 +57,15 @@ pub fn nonce() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// The value of one series (its name with labels, as exposed) in a
+/// Prometheus text, if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// A JWT's claims, read without checking the signature.
 pub fn claims_unverified(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -135,6 +144,13 @@ async fn answer(response: reqwest::Response) -> Answer {
 }
 
 impl TestApp {
+    /// What the metrics listener answers now.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let response = self.client.get(&url).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Exchanges `secret` through `form`, with `params` as the form fields or
     /// JSON members the form carries.
     pub async fn exchange(&self, form: Form, secret: &str, params: &[(&str, &str)]) -> Response {

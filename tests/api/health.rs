@@ -1,4 +1,5 @@
 use crate::backend_tests;
+use crate::client::metric;
 use crate::helpers::{Backend, spawn_app};
 
 backend_tests!(
@@ -89,30 +90,17 @@ async fn metrics_move_and_live_on_their_own_listener() {
 
     // Not on the API port.
     assert_eq!(app.get("/metrics").await.status(), 404);
-    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let text = loop {
-        let text = app
-            .client
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics_text().await;
         if text.contains("keymint_usage_last_flush_timestamp_seconds") {
             break text;
         }
         assert!(std::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    let value = |prefix: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    let value = |series: &str| -> f64 {
+        metric(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
     };
     // The recorder is process-wide (other tests' apps count too): at least ours.
     assert!(value("keymint_tokens_issued_total{grant=\"api_key\"}") >= 3.0);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::client::{Form, claims_unverified};
+use crate::client::{Form, claims_unverified, metric};
 use crate::helpers::{Backend, spawn_app};
 
 backend_tests!(
@@ -74,23 +74,13 @@ async fn lookups_run_where_the_backend_wants(backend: Backend) {
         let response = app.exchange(Form::XApiKey, &app.bootstrap_key, &[]).await;
         assert_eq!(response.status(), 200);
     }
-    let url = format!("http://127.0.0.1:{}/metrics", app.metrics_port);
-    let text = app
-        .client
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let count = |place: &str| -> f64 {
-        let prefix = format!("keymint_db_point_reads_total{{where=\"{place}\"}}");
-        text.lines()
-            .find(|l| l.starts_with(&prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+    let text = app.metrics_text().await;
+    let count = |place: &str| {
+        metric(
+            &text,
+            &format!("keymint_db_point_reads_total{{where=\"{place}\"}}"),
+        )
+        .unwrap_or(0.0)
     };
     let wanted = match backend {
         Backend::Sqlite => "inline",
