@@ -901,6 +901,8 @@ async fn bad_input_is_named_and_changes_nothing(backend: Backend) {
         ("status=gone", "status"),
         ("cursor=forged.cursor", "cursor"),
         (&*format!("q={}", "x".repeat(101)), "q"),
+        ("q=%00abc", "q"),
+        ("q=abc%0A", "q"),
     ] {
         let response = app
             .call("GET", &format!("/api/v1/keys?{query}"), &admin, None)

@@ -182,10 +182,15 @@ pub fn list(
     master: &MasterKey,
 ) -> Result<ListKeys, ApiError> {
     let mut errors = Vec::new();
+    // No control characters: names, ids and owners hold none, and SQLite
+    // reads a pattern only up to a NUL, so `q=%00x` would match every key.
     if let Some(q) = &query.q
-        && !(1..=100).contains(&q.chars().count())
+        && (!(1..=100).contains(&q.chars().count()) || q.chars().any(char::is_control))
     {
-        errors.push(FieldError::new("q", "must be 1 to 100 characters"));
+        errors.push(FieldError::new(
+            "q",
+            "must be 1 to 100 characters, none of them control characters",
+        ));
     }
     let status = match query.status.as_deref() {
         None => None,
