@@ -5,7 +5,10 @@
 //! parameters; [`exchange()`] is the one checklist they share, in this order:
 //!
 //! 1. parse the secret (format and checksum) — no database work for garbage;
-//! 2. one indexed query: key and tenant policy by the secret's hash;
+//! 2. one indexed query: key, tenant policy and the tenant's registered
+//!    audiences by the secret's hash — on SQLite inline on the worker's own
+//!    read connection, on PostgreSQL batched per worker (`db::point_read`,
+//!    `db::Batched`);
 //! 3. the key is the named one, standard, active, within any grace period;
 //! 4. the key's rate bucket admits the request — only now that the key is
 //!    proven, so no one else can spend it, and before anything is written
@@ -13,7 +16,8 @@
 //! 5. the tenant allows exchanges, from this address
 //!    ([`admit`](authenticate::admit)); a signed request's nonce is recorded;
 //! 6. TTL, audience and scope rules; the token's audience (unless it is the
-//!    admin audience) is registered to the tenant right now;
+//!    admin audience) is registered to the tenant right now (as read in 2;
+//!    a signed request's lookup asks the database here);
 //! 7. sign, count the use in memory.
 //!
 //! Failures in 1–3 answer identically whatever the cause: which answer
