@@ -98,9 +98,12 @@ async fn readyz_follows_a_postgres_outage() {
     assert_eq!(app.get("/readyz").await.status(), 200);
     let pg = app.db.pg.as_ref().unwrap();
 
+    // The timeout makes each termination wait until the backend is gone
+    // (without it the call only signals, and a pooled connection could
+    // still answer the next ping).
     pg.admin(&format!(
         "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}';",
+         SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{db}';",
         db = pg.name
     ));
     let started = std::time::Instant::now();
