@@ -98,13 +98,17 @@ async fn readyz_follows_a_postgres_outage() {
     assert_eq!(app.get("/readyz").await.status(), 200);
     let pg = app.db.pg.as_ref().unwrap();
 
-    // The timeout makes each termination wait until the backend is gone
-    // (without it the call only signals, and a pooled connection could
-    // still answer the next ping).
+    // Two statements, two transactions: in one batch the refusal of new
+    // connections would only take effect at its end, after the backends
+    // were terminated, and a connection opened in between would survive.
+    // The timeout makes each termination wait until the backend is gone.
     pg.admin(&format!(
-        "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
-         SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{db}';",
-        db = pg.name
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+        pg.name
+    ));
+    pg.admin(&format!(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{}'",
+        pg.name
     ));
     let started = std::time::Instant::now();
     let response = app.get("/readyz").await;
