@@ -80,24 +80,35 @@ fn open_new_file(path: &Path) -> Result<std::fs::File, BootstrapError> {
         })
 }
 
-/// Runs the bootstrap if the database has no tenant; returns the new key's
-/// secret after it has been written to the file (if any). The caller prints
-/// it when `output.stdout`.
+/// What a start found and did.
+pub enum Outcome {
+    /// The database had a tenant already: nothing to do.
+    Earlier,
+    /// This start made the system tenant but no key: its secret would have
+    /// had nowhere safe to go.
+    WithoutKey,
+    /// This start made the system tenant and this key.
+    Key(ApiKeySecret),
+}
+
+/// Runs the bootstrap if the database has no tenant; a new key's secret is
+/// returned after it has been written to the file (if any). The caller
+/// prints it when `output.stdout`.
 pub fn run(
     conn: &mut AnyConnection,
     output: &Output,
     ttl_s: u64,
     key_prefix: &str,
     now: NaiveDateTime,
-) -> Result<Option<ApiKeySecret>, BootstrapError> {
+) -> Result<Outcome, BootstrapError> {
     if tenants::store::any_exists(conn)? {
-        return Ok(None);
+        return Ok(Outcome::Earlier);
     }
     let mut file = None;
     let created = db::exclusive_transaction(conn, "bootstrap", |conn| {
         if tenants::store::any_exists(conn)? {
             // Another process bootstrapped: its key file is not ours to claim.
-            return Ok::<_, BootstrapError>(None);
+            return Ok::<_, BootstrapError>(Outcome::Earlier);
         }
         // This process bootstraps: claim the file before anything is
         // created; an existing file is an error.
@@ -106,7 +117,7 @@ pub fn run(
         }
         let tenant = tenants::store::create(conn, SYSTEM_TENANT, "System", now)?;
         if !output.any() {
-            return Ok(None);
+            return Ok(Outcome::WithoutKey);
         }
         let actor = Actor::system("system:bootstrap");
         let new = NewKey {
@@ -128,10 +139,10 @@ pub fn run(
         };
         let (row, secret) = store::prepare(&new, key_prefix, now)?;
         store::insert(conn, &row, &actor, &Origin::default())?;
-        Ok(Some(secret))
+        Ok(Outcome::Key(secret))
     });
-    let secret = match created {
-        Ok(secret) => secret,
+    let outcome = match created {
+        Ok(outcome) => outcome,
         Err(err) => {
             if let Some((path, _)) = file.take() {
                 let _ = std::fs::remove_file(path);
@@ -139,8 +150,8 @@ pub fn run(
             return Err(err);
         }
     };
-    match (&secret, file.take()) {
-        (Some(secret), Some((path, mut handle))) => {
+    match (&outcome, file.take()) {
+        (Outcome::Key(secret), Some((path, mut handle))) => {
             let written = handle
                 .write_all(format!("{}\n", secret.expose()).as_bytes())
                 .and_then(|()| handle.sync_all());
@@ -150,10 +161,10 @@ pub fn run(
             })?;
         }
         // No key was made: leave no empty file behind.
-        (None, Some((path, _))) => {
+        (_, Some((path, _))) => {
             let _ = std::fs::remove_file(path);
         }
         _ => {}
     }
-    Ok(secret)
+    Ok(outcome)
 }

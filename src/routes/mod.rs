@@ -2,6 +2,7 @@
 //! function and serialize; the route table itself lives in `startup.rs`.
 
 pub mod audit;
+pub mod console;
 pub mod docs;
 pub mod fallback;
 pub mod health;

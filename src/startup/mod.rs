@@ -5,6 +5,7 @@
 
 mod background;
 mod error;
+mod first_run;
 mod prepare;
 mod routes;
 
@@ -23,13 +24,12 @@ pub use routes::ROUTES;
 
 use crate::app::AppState;
 use crate::audit::denials::AdminDenials;
-use crate::bootstrap;
 use crate::config::Settings;
 use crate::db;
 use crate::input::body::BODY_LIMIT;
 use crate::keys::store::KeyLookups;
 use crate::openapi;
-use crate::routes::{docs, fallback, wellknown};
+use crate::routes::{console, docs, fallback, wellknown};
 use crate::telemetry;
 use crate::usage::Usage;
 
@@ -107,9 +107,11 @@ impl Application {
             lookups,
             draining: Arc::default(),
         });
-        if let Some(secret) = prepared.bootstrap_secret {
-            println!("{}{}", bootstrap::STDOUT_MARKER, secret.expose());
-        }
+        first_run::announce(
+            &settings,
+            prepared.bootstrap_secret,
+            prepared.bootstrap_without_key,
+        );
         let server = serve(listener, state.clone(), &settings)?;
         let (metrics_server, metrics_port) = serve_metrics(state.clone(), &settings)?;
         Ok(Self {
@@ -172,6 +174,7 @@ fn serve(
     let draining = state.draining.clone();
     let document = web::Data::new(docs::Document(openapi::document_json().into()));
     let well_known = web::Data::new(wellknown::WellKnown::new(settings));
+    let console = web::Data::new(console::Console::new(settings));
     let mut server = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -182,6 +185,7 @@ fn serve(
             .app_data(state.clone())
             .app_data(document.clone())
             .app_data(well_known.clone())
+            .app_data(console.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)

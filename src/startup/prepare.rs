@@ -46,6 +46,8 @@ pub(super) struct Prepared {
     pub(super) master: MasterKey,
     pub(super) keyring: KeyRing,
     pub(super) bootstrap_secret: Option<crate::keys::secret::ApiKeySecret>,
+    /// This start made the system tenant without a key (nowhere to put it).
+    pub(super) bootstrap_without_key: bool,
 }
 
 /// Blocking start-up work: migrations, master key, signing keys, bootstrap.
@@ -80,19 +82,19 @@ pub(super) fn prepare(
         }
         let master = open_master_key(settings, conn, options.master_key_file.as_deref())?;
         signing::ensure_keys(conn, &master, &settings.signing, now)?;
-        let secret = bootstrap::run(
+        let outcome = bootstrap::run(
             conn,
             &output,
             settings.bootstrap.ttl_s,
             &settings.tokens.key_prefix,
             now,
         )?;
-        if secret.is_some() {
+        if matches!(outcome, bootstrap::Outcome::Key(_)) {
             wrote_file = output.file.clone();
         }
-        Ok::<_, StartupError>((master, secret))
+        Ok::<_, StartupError>((master, outcome))
     });
-    let (master, bootstrap_secret) = match locked {
+    let (master, outcome) = match locked {
         Ok(result) => result?,
         Err(err) => {
             if let Some(path) = wrote_file {
@@ -104,11 +106,16 @@ pub(super) fn prepare(
     let now = Utc::now().naive_utc();
     let rows = signing::load_rows(conn).map_err(signing::SigningError::from)?;
     let keyring = KeyRing::load(&rows, &master, &settings.signing, now)?;
-    let bootstrap_secret = bootstrap_secret.filter(|_| output.stdout);
+    let bootstrap_without_key = matches!(outcome, bootstrap::Outcome::WithoutKey);
+    let bootstrap_secret = match outcome {
+        bootstrap::Outcome::Key(secret) if output.stdout => Some(secret),
+        _ => None,
+    };
     Ok(Prepared {
         master,
         keyring,
         bootstrap_secret,
+        bootstrap_without_key,
     })
 }
 

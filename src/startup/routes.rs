@@ -4,7 +4,8 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web;
 
 use crate::routes::{
-    audit, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token, wellknown,
+    audit, console, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token,
+    wellknown,
 };
 
 /// Declares the route table once and derives from it both the actix
@@ -43,6 +44,9 @@ route_table! {
     "/openapi.json" { get => docs::openapi_json }
     "/docs" { get => docs::index_redirect }
     "/docs/{file:.*}" { get => docs::asset }
+    "/console" { get => console::index_redirect }
+    "/console/" { get => console::page }
+    "/console/assets/{hash}/{file:.*}" { get => console::asset }
     "/.well-known/jwks.json" { get => wellknown::jwks }
     "/.well-known/oauth-authorization-server" { get => wellknown::oauth_authorization_server }
     "/.well-known/openid-configuration" { get => wellknown::openid_configuration }

@@ -11,6 +11,7 @@ mod docs;
 mod edges;
 mod escalation;
 mod faults;
+mod first_run;
 mod hardening;
 mod health;
 mod janitor;
