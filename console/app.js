@@ -101,7 +101,11 @@ async function route() {
       h('h1', { tabindex: '-1', id: 'page-title' }, 'Something went wrong'),
       h('p', { class: 'form-error', role: 'alert' }, error?.message || String(error)));
   }
-  if (ticket === rendering) document.getElementById('page-title')?.focus({ preventScroll: true });
+  // Move focus to the new page (for keyboard and screen-reader users),
+  // unless the page already put it somewhere useful, like a form field.
+  const main = document.getElementById('main');
+  const placed = main.contains(document.activeElement) && document.activeElement !== main;
+  if (ticket === rendering && !placed) document.getElementById('page-title')?.focus({ preventScroll: true });
 }
 
 function notFound(path) {

@@ -56,6 +56,8 @@ def pytest_configure(config):
     missing = _missing_tools()
     if missing and _under_ci():
         raise pytest.UsageError(f"CI=true but missing {', '.join(missing)}; {INSTALL_HINT}")
+    # Each run writes its own record of what the accessibility check found.
+    (SCREENSHOT_DIR / "axe-report.jsonl").unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config, items):

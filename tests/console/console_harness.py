@@ -365,6 +365,17 @@ def _run_axe(page) -> list[dict]:
     return _axe.run(page).response["violations"]
 
 
+def _record_axe(name, violations):
+    """Every violation, of any impact, one JSON line per page checked in
+    target/console-screenshots/axe-report.jsonl, for the record of what
+    the accessibility check reported (moderate and minor ones do not fail)."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    summary = [{"id": v["id"], "impact": v.get("impact"), "nodes": len(v["nodes"])}
+               for v in violations]
+    with open(SCREENSHOT_DIR / "axe-report.jsonl", "a", encoding="utf-8") as out:
+        out.write(jsonlib.dumps({"page": name, "violations": summary}) + "\n")
+
+
 def check_page(page, name: str):
     """The checks every console page passes, then screenshots.
 
@@ -380,7 +391,9 @@ def check_page(page, name: str):
     problems = security_header_problems(record.document.all_headers())
     assert not problems, f"{name}: {record.document.url}:\n  " + "\n  ".join(problems)
 
-    bad = [v for v in _run_axe(page) if v.get("impact") in ("serious", "critical")]
+    violations = _run_axe(page)
+    _record_axe(name, violations)
+    bad = [v for v in violations if v.get("impact") in ("serious", "critical")]
     assert not bad, f"{name}: accessibility violations (axe-core):\n" + "\n".join(
         f"  {v['id']} ({v['impact']}): {v['help']} -> "
         + ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"])

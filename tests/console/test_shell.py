@@ -104,3 +104,38 @@ def test_without_a_session_the_console_opens_on_sign_in(page):
     form = page.locator("form").filter(has=page.get_by_label("API key"))
     expect(form).to_be_visible()
     check_page(page, "sign-in")
+
+
+def test_keyboard_alone_signs_in_and_moves_between_pages(page, server):
+    """No mouse: the key field has focus on arrival, Enter signs in, Tab
+    reaches every control with a visible focus ring, Enter follows links."""
+    page.goto("/console/")
+    key = page.get_by_label("API key")
+    expect(key).to_be_focused()
+    page.keyboard.type(server.bootstrap)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Keys", level=1)).to_be_visible()
+
+    # Walk forward with Tab until "Create key" has focus; each stop shows focus.
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => {
+            const el = document.activeElement;
+            const style = getComputedStyle(el);
+            return {text: el.textContent.trim(), tag: el.tagName,
+                    ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0};
+        }""")
+        assert focused["ring"], f"no visible focus on {focused}"
+        if focused["tag"] == "A" and focused["text"] == "Create key":
+            break
+    else:
+        raise AssertionError("Tab never reached the Create key link")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Create key", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"#/keys/new$"))
+
+    # The skip link (first in the page) moves focus to the content.
+    skip = page.get_by_role("link", name="Skip to content")
+    skip.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
