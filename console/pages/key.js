@@ -186,7 +186,7 @@ function editForm(view, close) {
         view.expires_at ? 'Only an earlier time is accepted (your time zone).' : 'The key never expires; set a time to make it expire (your time zone).')),
     field('Description', 'description', description, 'Empty removes it.'),
     field('IP allow-list', 'ip_allowlist', allowlist, 'One CIDR per line. Empty removes the list (any address).'),
-    field('Metadata', 'metadata', metadata, 'A JSON object, up to 4 KiB; replaces the current metadata. Empty removes it.'),
+    field('Metadata', 'metadata', metadata, 'A JSON object, up to 4 KiB. Members you remove are removed; empty removes it all.'),
     formError(),
     h('div', { class: 'actions' }, save, cancel));
 
@@ -220,7 +220,7 @@ function editForm(view, close) {
         if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
           problems.push({ field: 'metadata', message: 'Must be a JSON object, e.g. {"team": "payments"}.' });
         } else if (JSON.stringify(parsed) !== JSON.stringify(view.metadata)) {
-          patch.metadata = parsed;
+          patch.metadata = diffPatch(view.metadata || {}, parsed);
         }
       }
     }
@@ -401,4 +401,25 @@ function eventRow(event) {
     h('td', { 'data-label': 'Address' }, event.ip || '—'),
     h('td', { 'data-label': 'Request id' }, event.request_id ? h('code', {}, event.request_id) : '—'),
     h('td', { 'data-label': 'Details' }, details));
+}
+
+/**
+ * The JSON merge patch (RFC 7396) that turns `from` into `to`: removed
+ * members become null, nested objects are diffed member by member.
+ */
+function diffPatch(from, to) {
+  const isObject = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  const patch = {};
+  for (const name of Object.keys(from)) {
+    if (!(name in to)) patch[name] = null;
+  }
+  for (const [name, value] of Object.entries(to)) {
+    if (isObject(value) && isObject(from[name])) {
+      const inner = diffPatch(from[name], value);
+      if (Object.keys(inner).length) patch[name] = inner;
+    } else if (JSON.stringify(value) !== JSON.stringify(from[name])) {
+      patch[name] = value;
+    }
+  }
+  return patch;
 }

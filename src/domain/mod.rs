@@ -4,6 +4,7 @@ pub mod audience;
 pub mod cidr;
 pub mod key_prefix;
 pub mod lists;
+pub mod merge_patch;
 pub mod owner;
 pub mod scope;
 pub mod text;

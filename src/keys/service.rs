@@ -328,14 +328,8 @@ pub async fn patch(
                     "this tenant requires every key to have an IP allow-list",
                 ));
             }
-            let new_claims: Option<Value> = match &claims {
-                Change::Keep => key
-                    .claims
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok()),
-                Change::Clear => None,
-                Change::Set(v) => Some(v.clone()),
-            };
+            let new_claims = merged("claims", key.claims.as_deref(), &claims)?;
+            let new_metadata = merged("metadata", key.metadata.as_deref(), &metadata)?;
             size::check(
                 size::worst_case_jwt_bytes(
                     &key.id,
@@ -365,10 +359,7 @@ pub async fn patch(
                 description: description.clone().into_update(),
                 ip_allowlist: (!ip_allowlist.is_keep())
                     .then(|| new_allowlist.map(|l| serde_json::to_string(&l).unwrap_or_default())),
-                metadata: metadata
-                    .clone()
-                    .into_update()
-                    .map(|m| m.map(|m| m.to_string())),
+                metadata: (!metadata.is_keep()).then(|| new_metadata.map(|m| m.to_string())),
                 claims: (!claims.is_keep()).then(|| new_claims.map(|c| c.to_string())),
                 expires_at: (!expires_at.is_keep()).then_some(new_expiry),
                 updated_at: now,
@@ -394,4 +385,32 @@ pub async fn patch(
     })
     .await?;
     Ok(KeyView::of(&updated, &tenant.slug, now))
+}
+
+/// A key's object member after a merge patch (RFC 7396): `null` clears it,
+/// an object merges into what is stored (its `null` members removing), and
+/// the result is held to the same bound as a new value.
+fn merged(
+    field: &'static str,
+    stored: Option<&str>,
+    change: &Change<Value>,
+) -> Result<Option<Value>, ApiError> {
+    let current = stored.and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let patch = match change {
+        Change::Keep => return Ok(current),
+        Change::Clear => return Ok(None),
+        Change::Set(patch) => patch,
+    };
+    let mut value = current.unwrap_or(Value::Object(serde_json::Map::new()));
+    crate::domain::merge_patch::apply(&mut value, patch);
+    if value.to_string().len() > crate::keys::request::MAX_JSON_OBJECT {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            field,
+            format!(
+                "once merged, must be at most {} bytes",
+                crate::keys::request::MAX_JSON_OBJECT
+            ),
+        )]));
+    }
+    Ok(Some(value))
 }

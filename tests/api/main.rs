@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod logs;
 mod lookups;
+mod merge_patch;
 mod oauth_powers;
 mod powers_matrix;
 mod powers_model;

@@ -409,3 +409,22 @@ def test_expiry_presets_follow_the_tenants_policy(page, server, tenant):
     limit = datetime.now().astimezone() + timedelta(days=60)
     expect(date).to_have_attribute("max", re.compile(
         "|".join(d.strftime("%Y-%m-%d") for d in (limit - timedelta(minutes=5), limit))))
+
+
+def test_editing_metadata_sends_a_merge_patch(page, server, tenant):
+    """The key page edits metadata as a JSON object; a member deleted in the
+    text is removed on the server (sent as null in the merge patch), a
+    nested change keeps its siblings."""
+    token = admin_token(server, tenant.admin_secret)
+    key, = create_keys(server, token, [{
+        "name": "meta", "metadata": {"team": "data", "env": "prod", "contact": {"mail": "a@x", "pager": "1"}}}])
+    sign_in(page, tenant.admin_secret)
+    page.goto(f"/console/#/keys/{key['id']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("meta")
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Metadata").fill(json.dumps({"team": "data", "contact": {"mail": "b@x", "pager": "1"}}))
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("b@x").first).to_be_visible()
+    status, body = api(server, token, "GET", f"/keys/{key['id']}")
+    assert status == 200
+    assert body["metadata"] == {"team": "data", "contact": {"mail": "b@x", "pager": "1"}}
