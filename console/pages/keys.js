@@ -114,7 +114,8 @@ export async function render(_params, query) {
       count.textContent = `${shown} key${shown === 1 ? '' : 's'} shown${cursor ? ', more available' : ''}.`;
       updateSelection();
     } catch (error) {
-      if (error.status === 401) throw error;
+      // The session ended: the session listener returns to sign-in.
+      if (error.status === 401) return;
       showError(filters, error);
     } finally {
       more.disabled = false;

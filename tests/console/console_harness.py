@@ -408,3 +408,17 @@ def check_page(page, name: str):
         page.screenshot(path=SCREENSHOT_DIR / f"{name}-390.png", full_page=True)
     finally:
         page.set_viewport_size(viewport)
+
+
+def forgive_refusals(page, status: int, path: str) -> int:
+    """Drops, from what the `page` fixture fails on, the console errors
+    Chromium logs for fetch() answers of `status` at `path` (a regex): a
+    refusal the page expects and shows ("Failed to load resource" is logged
+    for every 4xx, handled or not). Returns how many there were, so a test
+    can assert that exactly the expected refusal happened."""
+    pattern = re.compile(rf"status of {status} .*{path}")
+    record = PAGE_RECORDS[page]
+    kept = [e for e in record.errors if not pattern.search(e)]
+    dropped = len(record.errors) - len(kept)
+    record.errors[:] = kept
+    return dropped

@@ -12,7 +12,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 
-from console_harness import PAGE_RECORDS, check_page, expect, http
+from console_harness import check_page, expect, forgive_refusals, http
 
 SECRET = re.compile(r"^[a-z][a-z0-9]{0,9}_[0-9A-Za-z]{38}$")
 
@@ -80,17 +80,6 @@ def load_all(page, expected: int):
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def forgive_console_errors(page, pattern: str) -> int:
-    """Drops the console errors so far that match `pattern` from what the
-    `page` fixture fails on: Chromium logs every 404 answer to fetch() as
-    "Failed to load resource", also one the page expects and handles."""
-    record = PAGE_RECORDS[page]
-    kept = [e for e in record.errors if not re.search(pattern, e)]
-    dropped = len(record.errors) - len(kept)
-    record.errors[:] = kept
-    return dropped
 
 
 def storage_dump(page) -> str:
@@ -306,7 +295,7 @@ def test_a_keys_self_user_sees_and_changes_only_its_own_keys(page, server, tenan
     # Someone else's key is not there for them, even by its address.
     page.goto(f"/console/#/keys/{other['id']}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Key not found")
-    assert forgive_console_errors(page, rf"status of 404 .*/api/v1/keys/{other['id']}") == 1
+    assert forgive_refusals(page, 404, rf"/api/v1/keys/{other['id']}") == 1
 
     page.goto(f"/console/#/keys/{own[0]['id']}")
     expect(page.get_by_role("heading", level=1)).to_have_text("dev-a")
@@ -378,7 +367,7 @@ def test_validation_errors_appear_next_to_their_fields(page, server, tenant):
     expect(allow_error).to_contain_text("host bits")
     expect(page.get_by_label("IP allow-list")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("IP allow-list")).to_be_focused()
-    assert forgive_console_errors(page, r"status of 400 .*/api/v1/keys\b") == 1
+    assert forgive_refusals(page, 400, r"/api/v1/keys\b") == 1
     check_page(page, "key-create-errors")
 
     token = admin_token(server, tenant.admin_secret)
