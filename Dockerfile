@@ -1,18 +1,21 @@
 # syntax=docker/dockerfile:1
-# Build stage: compile keymint against libpq (PostgreSQL) with bundled SQLite.
+# Build stage: SQLite, libpq and OpenSSL are compiled from source by the
+# build (bundled/vendored crates), so the toolchain image needs nothing more.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY console ./console
+COPY benches ./benches
 COPY migrations ./migrations
 COPY config ./config
 RUN cargo build --release --locked --bin keymint
 
-# Runtime stage: the binary, libpq and a non-root user.
+# Runtime stage: the binary (linked statically against libpq and OpenSSL)
+# and a non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/keymint --create-home keymint
 COPY --from=build /src/target/release/keymint /usr/local/bin/keymint

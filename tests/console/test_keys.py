@@ -189,6 +189,7 @@ def test_search_filter_and_load_more_across_120_keys(page, server, tenant):
     load_all(page, 10)
     for name in (f"alpha-{i:03d}" for i in range(50, 60)):
         expect(row_of(page, name)).to_have_count(1)
+    check_page(page, "keys-search")
 
     search.fill("")
     page.get_by_label("Status").select_option("revoked")
