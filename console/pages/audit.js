@@ -2,6 +2,7 @@
 // hash query (like the keys list) and "Load more" follows the cursor.
 
 import { api } from '../api.js';
+import { pager } from '../pager.js';
 import { h, field, page, badge, showError, formError } from '../dom.js';
 import { when } from '../format.js';
 import * as session from '../session.js';
@@ -56,15 +57,22 @@ export async function render(_params, query) {
     h('caption', { class: 'visually-hidden' }, 'Audit events, newest first'),
     h('thead', {}, h('tr', {}, ...COLUMNS.map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
-  const empty = h('p', { class: 'empty', hidden: true }, 'No events match.');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
-  const count = h('p', { class: 'hint', 'aria-live': 'polite' });
-  main.append(filters, h('div', { class: 'table-wrap' }, table, empty), h('div', { class: 'more' }, more), count);
+  const list = pager({
+    into: tbody,
+    fetchPage: (cursor) => api('GET', '/audit-events', {
+      query: {
+        action: query.action, key_id: query.key_id, actor: query.actor,
+        since: query.since, until: query.until, limit: 50, cursor,
+      },
+    }),
+    render: (event) => row(event),
+    onError: (error) => showError(filters, error),
+    noun: ['event', 'events'],
+    emptyText: 'No events match.',
+  });
+  main.append(filters, h('div', { class: 'table-wrap' }, table, list.empty), h('div', { class: 'more' }, list.button), list.status);
 
   const canOpenKeys = session.keyAccess(current) === 'all';
-  let cursor = null;
-  let shown = 0;
-
   function row(event) {
     const tr = h('tr', { dataset: { id: event.id, action: event.action } },
       h('td', { 'data-label': 'Time' }, h('time', { datetime: event.at, title: event.at }, when(event.at))),
@@ -79,42 +87,7 @@ export async function render(_params, query) {
     return tr;
   }
 
-  async function load() {
-    more.disabled = true;
-    try {
-      const result = await api('GET', '/audit-events', {
-        query: {
-          action: query.action, key_id: query.key_id, actor: query.actor,
-          since: query.since, until: query.until, limit: 50, cursor,
-        },
-      });
-      for (const event of result.items) tbody.append(row(event));
-      shown += result.items.length;
-      cursor = result.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = shown > 0;
-      count.textContent = `${shown} event${shown === 1 ? '' : 's'} shown${cursor ? ', more available' : ''}.`;
-    } catch (error) {
-      if (error.status === 401) throw error;
-      showError(filters, error);
-    } finally {
-      more.disabled = false;
-    }
-  }
-
-  more.addEventListener('click', async () => {
-    const before = shown;
-    try {
-      await load();
-    } catch {
-      return; // 401: the session ended and the console goes to sign-in
-    }
-    // Keyboard users continue from the first new row.
-    const first = tbody.rows[before];
-    first?.querySelector('summary, a')?.focus();
-  });
-
-  await load();
+  await list.load();
 }
 
 function actorCell(actor, acting) {

@@ -2,6 +2,7 @@
 // token may take on it (edit, revoke, rotate, delete), and its audit events.
 
 import { api } from '../api.js';
+import { pager } from '../pager.js';
 import { h, field, page, badge, confirmDialog, notify, formError, clearErrors, showError, nextId } from '../dom.js';
 import { when, relative, duration } from '../format.js';
 import * as session from '../session.js';
@@ -345,9 +346,15 @@ async function remove(view) {
 
 async function activity(view) {
   const tbody = h('tbody');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
-  const empty = h('p', { class: 'empty', hidden: true }, 'No events for this key.');
   const error = formError();
+  const list = pager({
+    into: tbody,
+    fetchPage: (cursor) => api('GET', '/audit-events', { query: { key_id: view.id, limit: AUDIT_PAGE, cursor } }),
+    render: (event) => eventRow(event),
+    onError: (err) => showError(section, err),
+    noun: ['event', 'events'],
+    emptyText: 'No events for this key.',
+  });
   const section = h('section', { class: 'key-activity', 'aria-labelledby': 'key-activity' },
     h('h2', { id: 'key-activity' }, 'Activity'),
     error,
@@ -357,36 +364,10 @@ async function activity(view) {
         h('thead', {}, h('tr', {}, ['When', 'Action', 'Actor', 'Outcome', 'Address', 'Request id', 'Details']
           .map((c) => h('th', { scope: 'col' }, c)))),
         tbody),
-      empty),
-    h('div', { class: 'more' }, more));
-  let cursor = null;
-  let shown = 0;
+      list.empty),
+    h('div', { class: 'more' }, list.button));
 
-  async function load() {
-    more.disabled = true;
-    try {
-      const page = await api('GET', '/audit-events', { query: { key_id: view.id, limit: AUDIT_PAGE, cursor } });
-      const first = tbody.children.length;
-      for (const event of page.items) tbody.append(eventRow(event));
-      shown += page.items.length;
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = shown > 0;
-      return tbody.children[first];
-    } catch (err) {
-      if (err.status === 401) throw err;
-      showError(section, err);
-      return null;
-    } finally {
-      more.disabled = false;
-    }
-  }
-  more.addEventListener('click', async () => {
-    const firstNew = await load();
-    firstNew?.querySelector('td')?.setAttribute('tabindex', '-1');
-    firstNew?.querySelector('td')?.focus();
-  });
-  await load();
+  await list.load();
   return section;
 }
 

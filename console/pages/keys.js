@@ -1,6 +1,7 @@
 // Keys: search, filters, "load more" on the cursor, bulk revoke.
 
 import { api } from '../api.js';
+import { pager } from '../pager.js';
 import { h, field, page, badge, confirmDialog, notify, showError, formError } from '../dom.js';
 import { when, relative } from '../format.js';
 import * as session from '../session.js';
@@ -51,13 +52,20 @@ export async function render(_params, query) {
     h('thead', {}, h('tr', {}, canRevoke ? h('th', { scope: 'col' }, selectAll) : null,
       ...COLUMNS.map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
-  const empty = h('p', { class: 'empty', hidden: true }, 'No keys match.');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
-  const count = h('p', { class: 'hint', 'aria-live': 'polite' });
-  main.append(filters, bulk || '', h('div', { class: 'table-wrap' }, table, empty), h('div', { class: 'more' }, more), count);
+  const list = pager({
+    into: tbody,
+    fetchPage: (cursor) => api('GET', '/keys', {
+      query: { q: query.q, status: query.status, owner: query.owner, limit: 50, cursor },
+    }),
+    render: (key) => row(key),
+    onError: (error) => showError(filters, error),
+    noun: ['key', 'keys'],
+    emptyText: 'No keys match.',
+    afterLoad: () => updateSelection(),
+  });
+  main.append(filters, bulk || '', h('div', { class: 'table-wrap' }, table, list.empty),
+    h('div', { class: 'more' }, list.button), list.status);
 
-  let cursor = null;
-  let shown = 0;
   const rows = new Map();
 
   function updateSelection() {
@@ -100,35 +108,6 @@ export async function render(_params, query) {
     return tr;
   }
 
-  async function load() {
-    more.disabled = true;
-    try {
-      const result = await api('GET', '/keys', {
-        query: { q: query.q, status: query.status, owner: query.owner, limit: 50, cursor },
-      });
-      for (const key of result.items) tbody.append(row(key));
-      shown += result.items.length;
-      cursor = result.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = shown > 0;
-      count.textContent = `${shown} key${shown === 1 ? '' : 's'} shown${cursor ? ', more available' : ''}.`;
-      updateSelection();
-    } catch (error) {
-      // The session ended: the session listener returns to sign-in.
-      if (error.status === 401) return;
-      showError(filters, error);
-    } finally {
-      more.disabled = false;
-    }
-  }
-
-  more.addEventListener('click', async () => {
-    const before = shown;
-    await load();
-    // Keyboard users continue from the first new row.
-    rows.get([...rows.keys()][before])?.tr.querySelector('a')?.focus();
-  });
-
   selectAll?.addEventListener('change', () => {
     for (const [id, { box }] of rows) {
       if (box.disabled) continue;
@@ -160,18 +139,16 @@ export async function render(_params, query) {
       notify(`Revoked ${result.revoked.length} key${result.revoked.length === 1 ? '' : 's'}${result.not_found.length ? `; ${result.not_found.length} not found` : ''}.`, 'success');
       selected.clear();
       // Show the new statuses: reload what is on screen.
-      tbody.replaceChildren();
+      list.reset();
       rows.clear();
-      cursor = null;
-      shown = 0;
-      await load();
+      await list.load();
     } catch (error) {
       if (error.status === 401) return;
       notify(error.message, 'error');
     }
   });
 
-  await load();
+  await list.load();
 }
 
 function grow(box) {

@@ -2,6 +2,7 @@
 // tenant the console acts in (X-Tenant on every admin call).
 
 import { api } from '../api.js';
+import { pager } from '../pager.js';
 import { h, field, page, notify, showError, clearErrors, formError } from '../dom.js';
 import { when } from '../format.js';
 import * as session from '../session.js';
@@ -72,11 +73,20 @@ export async function render() {
     h('caption', { class: 'visually-hidden' }, 'Tenants'),
     h('thead', {}, h('tr', {}, ...['Slug', 'Name', 'Created', 'Updated', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
-  const empty = h('p', { class: 'empty', hidden: true }, 'No tenants.');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
   const listError = formError();
+  const list = pager({
+    into: tbody,
+    fetchPage: (cursor) => api('GET', '/tenants', { query: { limit: 100, cursor }, noTenant: true }),
+    render: (tenant) => row(tenant),
+    onError: (error) => {
+      listError.textContent = error.message;
+      listError.hidden = false;
+    },
+    noun: ['tenant', 'tenants'],
+  });
+  const empty = list.empty;
   main.append(createForm, h('h2', {}, 'All tenants'), listError,
-    h('div', { class: 'table-wrap' }, table, empty), h('div', { class: 'more' }, more));
+    h('div', { class: 'table-wrap' }, table, empty), h('div', { class: 'more' }, list.button));
 
   function row(tenant) {
     const nameCell = h('td', { 'data-label': 'Name' });
@@ -145,34 +155,5 @@ export async function render() {
     return tr;
   }
 
-  let cursor = null;
-  let shown = 0;
-  async function load() {
-    more.disabled = true;
-    try {
-      const result = await api('GET', '/tenants', { query: { limit: 100, cursor }, noTenant: true });
-      for (const tenant of result.items) tbody.append(row(tenant));
-      shown += result.items.length;
-      cursor = result.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = shown > 0;
-    } catch (error) {
-      if (error.status === 401) throw error;
-      listError.textContent = error.message;
-      listError.hidden = false;
-    } finally {
-      more.disabled = false;
-    }
-  }
-  more.addEventListener('click', async () => {
-    const before = shown;
-    try {
-      await load();
-    } catch {
-      return; // 401: the session ended and the console goes to sign-in
-    }
-    tbody.rows[before]?.querySelector('button')?.focus();
-  });
-
-  await load();
+  await list.load();
 }
