@@ -139,3 +139,33 @@ def test_keyboard_alone_signs_in_and_moves_between_pages(page, server):
     skip.focus()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+def test_an_advanced_key_signs_in_without_sending_its_secret(page, server):
+    """An advanced key signs the exchange in the browser (WebCrypto HMAC,
+    DESIGN §6): the request carries the signature headers, never the secret."""
+    slug = server.new_tenant()
+    status, created, _ = server.call(
+        "POST", "/api/v1/keys", server.root_token(), tenant=slug,
+        json={"name": "signed admin", "scopes": ["admin:keys:read"], "security_level": "advanced"})
+    assert status == 201, created
+    secret, key_id = created["key"], created["id"]
+
+    sent = []
+    page.on("request", lambda req: sent.append(req) if req.url.endswith("/api/v1/token") else None)
+    page.goto("/console/")
+    page.get_by_label("API key").fill(secret)
+    page.get_by_label("This is an advanced (signed-request) key").check()
+    page.get_by_label("Key id").fill(key_id)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Keys", level=1)).to_be_visible()
+    expect(page.locator(".who-name")).to_have_text("signed admin")
+
+    assert len(sent) == 1
+    request = sent[0]
+    headers = request.all_headers()
+    assert headers["authorization"].startswith("KM-HMAC-SHA256 ")
+    assert headers["x-keymint-key-id"] == key_id
+    everything = " ".join(f"{k}: {v}" for k, v in headers.items()) + (request.post_data or "")
+    assert secret not in everything
+    assert secret not in page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))")
