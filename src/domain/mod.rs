@@ -7,4 +7,5 @@ pub mod lists;
 pub mod merge_patch;
 pub mod owner;
 pub mod scope;
+pub mod status_list;
 pub mod text;
