@@ -27,6 +27,10 @@ fn claims(now: i64) -> AccessClaims {
         scope: Some("invoices:read invoices:write".into()),
         tid: "default".into(),
         ext: None,
+        status: Some(keymint::domain::status_list::StatusClaim::for_index(
+            "http://127.0.0.1:8080",
+            12_345,
+        )),
     }
 }
 
@@ -89,8 +93,8 @@ fn bench(c: &mut Criterion) {
             created_by: keymint::audit::Actor::system("bench"),
             parent_key_id: None,
         };
-        let (row, secret) = keymint::keys::store::prepare(&new, "km", now_naive).expect("key");
-        keymint::keys::store::insert(&mut conn, &row, &new.created_by, &Default::default())
+        let (mut row, secret) = keymint::keys::store::prepare(&new, "km", now_naive).expect("key");
+        keymint::keys::store::insert(&mut conn, &mut row, &new.created_by, &Default::default())
             .expect("insert");
         secrets.push(secret.expose().to_owned());
     }

@@ -259,7 +259,7 @@ fn signed_fixture() -> &'static SignedFixture {
             ip: None,
             request_id: None,
         };
-        store::insert(&mut conn, &row, &Actor::anonymous(), &origin).expect("insert key");
+        store::insert(&mut conn, &mut row, &Actor::anonymous(), &origin).expect("insert key");
         SignedFixture {
             conn: Mutex::new(conn),
             master,

@@ -137,8 +137,8 @@ pub fn run(
             created_by: actor.clone(),
             parent_key_id: None,
         };
-        let (row, secret) = store::prepare(&new, key_prefix, now)?;
-        store::insert(conn, &row, &actor, &Origin::default())?;
+        let (mut row, secret) = store::prepare(&new, key_prefix, now)?;
+        store::insert(conn, &mut row, &actor, &Origin::default())?;
         Ok(Outcome::Key(secret))
     });
     let outcome = match created {

@@ -140,7 +140,7 @@ fn create(
         if let Some(master) = &master {
             store::seal_advanced(conn, &mut row, master, secret.expose())?;
         }
-        store::insert(conn, &row, &actor, &Origin::default())?;
+        store::insert(conn, &mut row, &actor, &Origin::default())?;
         Ok(())
     })
     .map_err(|e: SealError| e.to_string())?;
@@ -310,6 +310,7 @@ pub fn bench_seed(
         let now = Utc::now().naive_utc();
         let mut lines = Vec::with_capacity(batch as usize);
         db::write_transaction(&mut conn, |conn| {
+            let mut rows = Vec::with_capacity(batch as usize);
             for i in 0..batch {
                 let new = NewKey {
                     tenant_id: tenant.id.clone(),
@@ -330,9 +331,10 @@ pub fn bench_seed(
                 };
                 let (row, secret) = store::prepare(&new, &settings.tokens.key_prefix, now)
                     .map_err(|_| diesel::result::Error::RollbackTransaction)?;
-                store::insert_unaudited(conn, &row)?;
                 lines.push(format!("{} {}", row.id, secret.expose()));
+                rows.push(row);
             }
+            store::insert_unaudited(conn, &mut rows)?;
             Ok::<_, diesel::result::Error>(())
         })
         .map_err(|e| e.to_string())?;

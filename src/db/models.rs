@@ -68,6 +68,9 @@ pub struct ApiKey {
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_reason: Option<String>,
     pub deleted_at: Option<NaiveDateTime>,
+    /// The key's entry in the Token Status List (`status_lists` module);
+    /// set when the row is inserted, never reused.
+    pub status_idx: Option<i64>,
 }
 
 /// A signing key row; its `Debug` never shows the encrypted private key.
@@ -133,6 +136,7 @@ impl std::fmt::Debug for ApiKey {
             .field("revoked_at", &self.revoked_at)
             .field("revoked_reason", &self.revoked_reason)
             .field("deleted_at", &self.deleted_at)
+            .field("status_idx", &self.status_idx)
             .finish()
     }
 }
@@ -223,6 +227,7 @@ mod tests {
             revoked_at: None,
             revoked_reason: None,
             deleted_at: None,
+            status_idx: None,
         };
         let shown = format!("{key:?}");
         assert!(!shows_marker(&shown), "{shown}");

@@ -61,6 +61,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         revoked_reason -> Nullable<Text>,
         deleted_at -> Nullable<Timestamp>,
+        status_idx -> Nullable<BigInt>,
     }
 }
 
@@ -147,3 +148,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     master_key_check,
     locks,
 );
+
+diesel::table! {
+    status_list_state (id) {
+        id -> Integer,
+        next_idx -> BigInt,
+        version -> BigInt,
+    }
+}

@@ -29,6 +29,37 @@ pub enum Status {
     Suspended = 2,
 }
 
+/// The `status` claim of a Referenced Token (§6.2): which entry of which
+/// list holds its status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusClaim {
+    pub status_list: StatusReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusReference {
+    pub idx: u64,
+    pub uri: String,
+}
+
+/// The URI of list `list_id`: `<issuer>/statuslists/<list_id>`.
+pub fn list_uri(issuer: &str, list_id: u64) -> String {
+    format!("{}/statuslists/{list_id}", issuer.trim_end_matches('/'))
+}
+
+impl StatusClaim {
+    /// The claim for the key whose global index is `index`: list
+    /// `index / SHARD_SIZE`, entry `index % SHARD_SIZE` in it.
+    pub fn for_index(issuer: &str, index: u64) -> Self {
+        Self {
+            status_list: StatusReference {
+                idx: index % SHARD_SIZE,
+                uri: list_uri(issuer, index / SHARD_SIZE),
+            },
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StatusListError {
     #[error("bits must be 1, 2, 4 or 8, not {0}")]

@@ -196,7 +196,7 @@ pub async fn create(
             if new.security_level == SecurityLevel::Advanced {
                 store::seal_advanced(conn, &mut row, &master, secret.expose())?;
             }
-            store::insert(conn, &row, &actor, &origin)?;
+            store::insert(conn, &mut row, &actor, &origin)?;
             Ok((row, secret))
         })
     })

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::config::TokenSettings;
 use crate::db::models::Tenant;
+use crate::domain::status_list::StatusClaim;
 use crate::error::ApiError;
 use crate::keys::rules::policy;
 use crate::tokens::issue::AccessClaims;
@@ -41,6 +42,8 @@ pub fn worst_case_jwt_bytes(
         scope: Some(scopes.join(" ")),
         tid: tenant.slug.clone(),
         ext: claims.cloned(),
+        // The largest index a key can hold: the counter is a BIGINT.
+        status: Some(StatusClaim::for_index(&settings.issuer, i64::MAX as u64)),
     };
     let payload = serde_json::to_vec(&claims)
         .map(|v| v.len())

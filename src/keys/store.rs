@@ -18,6 +18,7 @@ mod admin;
 mod lookup;
 mod search;
 mod status;
+pub mod status_index;
 
 pub use lookup::{Candidate, KeyLookups, find_by_secret_hash, find_many_by_secret_hash};
 pub use status::{SecurityLevel, Status};
@@ -100,6 +101,7 @@ pub fn prepare(
         revoked_at: None,
         revoked_reason: None,
         deleted_at: None,
+        status_idx: None,
     };
     Ok((row, secret))
 }
@@ -147,14 +149,17 @@ pub fn encrypt_secret(
 
 /// Inserts a prepared key with its `key.created` event. Call inside a
 /// transaction.
+/// Stores a new key with its audit event, giving it its status-list index
+/// (set on `row`, so the caller's view shows it).
 pub fn insert(
     conn: &mut AnyConnection,
-    row: &ApiKey,
+    row: &mut ApiKey,
     actor: &Actor,
     origin: &Origin,
 ) -> QueryResult<()> {
+    row.status_idx = Some(status_index::allocate(conn, 1)?);
     diesel::insert_into(api_keys::table)
-        .values(row)
+        .values(&*row)
         .execute(conn)?;
     audit::write(
         conn,
@@ -414,11 +419,20 @@ pub fn find_live_with_tenant(
 /// Inserts a prepared key with no audit event: only for the benchmark
 /// seeder, whose hundreds of thousands of keys would otherwise bury the
 /// audit log.
-pub fn insert_unaudited(conn: &mut AnyConnection, row: &ApiKey) -> QueryResult<()> {
-    diesel::insert_into(api_keys::table)
-        .values(row)
-        .execute(conn)
-        .map(drop)
+/// Stores keys in bulk, unaudited (`bench-seed`), with one allocation of
+/// status-list indices for all of them.
+pub fn insert_unaudited(conn: &mut AnyConnection, rows: &mut [ApiKey]) -> QueryResult<()> {
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let first = status_index::allocate(conn, count)?;
+    for (offset, row) in (0..).zip(rows.iter_mut()) {
+        row.status_idx = Some(first + offset);
+    }
+    for row in rows.iter() {
+        diesel::insert_into(api_keys::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// PostgreSQL: `ANALYZE api_keys`, after a bulk load (`bench-seed`). SQLite

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::models::Tenant;
 use crate::domain::scope;
+use crate::domain::status_list::StatusClaim;
 use crate::domain::text::ascii_quote;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keys::store::Candidate;
@@ -31,6 +32,11 @@ pub struct AccessClaims {
     pub tid: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ext: Option<serde_json::Value>,
+    /// Where verifiers read the key's status (Token Status List): every
+    /// token of a key names the key's entry, so revoking the key reaches
+    /// offline verifiers within the list's `ttl`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<StatusClaim>,
 }
 
 /// What the client asked for, as sent (not yet validated).
@@ -210,6 +216,10 @@ pub fn claims(
             .claims
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
+        status: key
+            .status_idx
+            .and_then(|index| u64::try_from(index).ok())
+            .map(|index| StatusClaim::for_index(issuer, index)),
     }
 }
 

@@ -54,6 +54,7 @@ fn claims(app: &TestApp, iat: i64, ttl: i64) -> AccessClaims {
         scope: Some("orders:read".into()),
         tid: "default".into(),
         ext: None,
+        status: None,
     }
 }
 

@@ -1,0 +1,6 @@
+DROP TRIGGER status_list_tenant_changed;
+DROP TRIGGER status_list_key_changed;
+DROP TABLE status_list_state;
+DROP INDEX api_keys_status_invalid;
+DROP INDEX api_keys_status_idx;
+ALTER TABLE api_keys DROP COLUMN status_idx;
