@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
     database.target = keymint::config::DatabaseTarget::Sqlite(dir.path().join("bench.db"));
     let mut conn = keymint::db::connect(&database).expect("sqlite");
     keymint::db::migrate(&mut conn).expect("migrations");
+    keymint::crypto::check::record(&mut conn, &master, now).expect("check row");
     signing::ensure_keys(&mut conn, &master, &settings.signing, now).expect("signing keys");
     let rows = signing::load_rows(&mut conn).expect("rows");
     let ring = KeyRing::load(&rows, &master, &settings.signing, now).expect("key ring");

@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
     database.target = keymint::config::DatabaseTarget::Sqlite(dir.path().join("bench.db"));
     let mut conn = keymint::db::connect(&database).expect("sqlite");
     keymint::db::migrate(&mut conn).expect("migrations");
+    keymint::crypto::check::record(&mut conn, &master, now).expect("check row");
     signing::ensure_keys(&mut conn, &master, &settings.signing, now).expect("signing keys");
     let rows = signing::load_rows(&mut conn).expect("rows");
     let ring = KeyRing::load(&rows, &master, &settings.signing, now).expect("key ring");
@@ -81,9 +82,10 @@ fn bench(c: &mut Criterion) {
     }
 
     let invalid = revoked(1_000_000);
-    c.bench_function("status list: rebuild one list (65,536 entries, 1% revoked)", |b| {
-        b.iter(|| list_token(&signer, &issuer, black_box(3), &invalid, now_unix))
-    });
+    c.bench_function(
+        "status list: rebuild one list (65,536 entries, 1% revoked)",
+        |b| b.iter(|| list_token(&signer, &issuer, black_box(3), &invalid, now_unix)),
+    );
     let mut full = StatusList::new(BITS, SHARD_SIZE).expect("bits");
     for index in invalid.iter().filter(|&&i| i < SHARD_SIZE) {
         full.set(*index, Status::Invalid as u8);
