@@ -49,8 +49,8 @@ mod verifier;
 pub use claims::Claims;
 pub use error::VerifyError;
 pub use extract::{Rejection, RequiredScopes, Scoped, Token};
-pub use policy::redirect_policy;
-pub use verifier::{MAX_CACHE_CEILING, Verifier, VerifierBuilder};
+pub use policy::{MAX_CACHE_CEILING, redirect_policy};
+pub use verifier::{Verifier, VerifierBuilder};
 
 #[cfg(test)]
 mod tests;

@@ -10,16 +10,15 @@ use serde::Deserialize;
 
 use super::claims::Claims;
 use super::error::VerifyError;
-use super::policy::{max_age_of, redirect_policy, secure_enough};
+use super::policy::{
+    BodyError, MAX_CACHE_CEILING, max_age_of, read_bounded, redirect_policy, secure_enough,
+    with_causes,
+};
 use crate::tokens::signing::{LEEWAY_S, PublicJwk};
 use crate::tokens::verify as core;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-/// The longest `max_cache` and `max_stale` accepted: limits, not a way to
-/// turn them off.
-pub const MAX_CACHE_CEILING: Duration = Duration::from_secs(24 * 3600);
 
 pub struct VerifierBuilder {
     issuer: String,
@@ -230,18 +229,7 @@ impl Verifier {
     /// Verifies `token` and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let (kid, alg) = core::key_of(token)?;
-        let key = match self.lookup(&kid, alg, false) {
-            Lookup::Found(key) => key,
-            Lookup::WrongAlg => return Err(VerifyError::UnknownKey),
-            Lookup::Missing | Lookup::TooStale => {
-                self.refresh(true).await?;
-                match self.lookup(&kid, alg, true) {
-                    Lookup::Found(key) => key,
-                    Lookup::TooStale => return Err(self.too_stale()),
-                    Lookup::WrongAlg | Lookup::Missing => return Err(VerifyError::UnknownKey),
-                }
-            }
-        };
+        let key = self.key_for(&kid, alg).await?;
         let now = chrono::Utc::now().timestamp();
         let claims = core::verify_with(
             |_, _| Some(key),
@@ -252,6 +240,28 @@ impl Verifier {
             self.inner.leeway_s,
         )?;
         Ok(claims)
+    }
+
+    /// The published key `kid` if it was published for `alg`; a key the
+    /// cache lacks triggers a refetch (never within `min_refresh` of the
+    /// last one).
+    pub(super) async fn key_for(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, VerifyError> {
+        match self.lookup(kid, alg, false) {
+            Lookup::Found(key) => Ok(key),
+            Lookup::WrongAlg => Err(VerifyError::UnknownKey),
+            Lookup::Missing | Lookup::TooStale => {
+                self.refresh(true).await?;
+                match self.lookup(kid, alg, true) {
+                    Lookup::Found(key) => Ok(key),
+                    Lookup::TooStale => Err(self.too_stale()),
+                    Lookup::WrongAlg | Lookup::Missing => Err(VerifyError::UnknownKey),
+                }
+            }
+        }
     }
 
     /// Fetches the key set now unless a fetch happened within `min_refresh`
@@ -343,19 +353,8 @@ impl Verifier {
         &self,
     ) -> Result<(HashMap<String, (Algorithm, DecodingKey)>, Duration), VerifyError> {
         let unavailable = |e: &dyn std::fmt::Display| VerifyError::KeysUnavailable(e.to_string());
-        // reqwest's own message omits why (a refused redirect, say): add
-        // the causes.
-        let request_failed = |e: reqwest::Error| {
-            let mut message = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(inner) = cause {
-                message.push_str(": ");
-                message.push_str(&inner.to_string());
-                cause = inner.source();
-            }
-            VerifyError::KeysUnavailable(message)
-        };
-        let mut response = self
+        let request_failed = |e: reqwest::Error| VerifyError::KeysUnavailable(with_causes(&e));
+        let response = self
             .inner
             .client
             .get(&self.inner.jwks_uri)
@@ -385,13 +384,12 @@ impl Verifier {
             .and_then(|v| v.to_str().ok())
             .map(max_age_of)
             .unwrap_or(Duration::from_secs(300));
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(&e))? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(unavailable(&"the key set is too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(response, MAX_JWKS_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => unavailable(&"the key set is too large"),
+                BodyError::Failed(message) => unavailable(&message),
+            })?;
         let document: JwksDocument =
             serde_json::from_slice(&body).map_err(|e| unavailable(&format!("bad JWKS: {e}")))?;
         let mut keys = HashMap::new();
