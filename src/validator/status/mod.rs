@@ -27,6 +27,8 @@ use reference::{judge, status_reference};
 
 mod list_token;
 mod reference;
+#[cfg(test)]
+mod tests;
 
 const LIST_MEDIA_TYPE: &str = "application/statuslist+jwt";
 /// Largest Status List Token response accepted.
