@@ -214,9 +214,10 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(err @ (VerifyError::Invalid(_) | VerifyError::UnknownKey)) => fail(EXIT_REFUSED, err),
-        Err(err @ VerifyError::KeysUnavailable(_)) => fail(EXIT_UNREACHABLE, err),
         Err(err @ VerifyError::Config(_)) => fail(2, err),
+        Err(err) if err.is_token_refused() => fail(EXIT_REFUSED, err),
+        // The key set or the token's status list is out of reach.
+        Err(err) => fail(EXIT_UNREACHABLE, err),
     }
 }
 

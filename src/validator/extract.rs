@@ -29,9 +29,10 @@ pub enum Rejection {
 impl ResponseError for Rejection {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid(VerifyError::Invalid(_) | VerifyError::UnknownKey) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Missing => StatusCode::UNAUTHORIZED,
+            // Revoked, suspended, a bad status claim: the token's fault.
+            Self::Invalid(err) if err.is_token_refused() => StatusCode::UNAUTHORIZED,
+            // Keys or status list out of reach: a new token would not help.
             Self::Invalid(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
@@ -41,7 +42,7 @@ impl ResponseError for Rejection {
     fn error_response(&self) -> HttpResponse {
         let challenge = match self {
             Self::Missing => Some("Bearer".to_owned()),
-            Self::Invalid(VerifyError::Invalid(_) | VerifyError::UnknownKey) => {
+            Self::Invalid(err) if err.is_token_refused() => {
                 Some("Bearer error=\"invalid_token\"".to_owned())
             }
             Self::InsufficientScope(scope) => Some(format!(

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::config::is_loopback_host;
 
+/// The longest `max_cache` and `max_stale` (and `status_max_stale`)
+/// accepted: limits, not a way to turn them off.
+pub const MAX_CACHE_CEILING: Duration = Duration::from_secs(24 * 3600);
+
 /// Redirects followed for one key-set fetch.
 const MAX_REDIRECTS: usize = 3;
 
@@ -62,4 +66,50 @@ pub(super) fn max_age_of(value: &str) -> Duration {
         }
     }
     Duration::from_secs(age.unwrap_or(300))
+}
+
+/// A failed request's message with its causes: reqwest's own omits why (a
+/// refused redirect, say).
+pub(super) fn with_causes(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
+}
+
+/// Why a body could not be read whole.
+pub(super) enum BodyError {
+    /// Longer than the bound (by `Content-Length` or as it arrived).
+    TooLarge,
+    Failed(String),
+}
+
+/// The response body, refused as soon as it passes `max` bytes: a hostile
+/// or broken server cannot make us hold more.
+pub(super) async fn read_bounded(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Failed(with_causes(&e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -10,16 +10,16 @@ use serde::Deserialize;
 
 use super::claims::Claims;
 use super::error::VerifyError;
-use super::policy::{max_age_of, redirect_policy, secure_enough};
+use super::policy::{
+    BodyError, MAX_CACHE_CEILING, max_age_of, read_bounded, redirect_policy, secure_enough,
+    with_causes,
+};
+use super::status::{StatusLists, StatusOptions};
 use crate::tokens::signing::{LEEWAY_S, PublicJwk};
 use crate::tokens::verify as core;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-
-/// The longest `max_cache` and `max_stale` accepted: limits, not a way to
-/// turn them off.
-pub const MAX_CACHE_CEILING: Duration = Duration::from_secs(24 * 3600);
 
 pub struct VerifierBuilder {
     issuer: String,
@@ -32,6 +32,8 @@ pub struct VerifierBuilder {
     max_stale: Duration,
     timeout: Duration,
     client: Option<reqwest::Client>,
+    /// The status-list settings, checked by `status` at build.
+    pub(super) status: StatusOptions,
 }
 
 impl VerifierBuilder {
@@ -69,7 +71,7 @@ impl VerifierBuilder {
     }
 
     /// The longest a fetched key set is fresh (default 1 h, at most 24 h),
-    /// whatever its `max-age`.
+    /// whatever its `max-age`; likewise a status list, whatever its `ttl`.
     pub fn max_cache(mut self, ceiling: Duration) -> Self {
         self.max_cache = ceiling;
         self
@@ -96,6 +98,38 @@ impl VerifierBuilder {
     /// the JWKS URL is https, is refused.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Refuse tokens that carry no `status` claim (default `false`: tokens
+    /// issued before status lists have none). A token that has one is
+    /// always checked.
+    pub fn require_status(mut self, required: bool) -> Self {
+        self.status.require = required;
+        self
+    }
+
+    /// The most a status list may decompress to (default 4 MiB, at most
+    /// 64 MiB); a larger one is refused, whatever its compressed size.
+    pub fn max_status_list_bytes(mut self, max: usize) -> Self {
+        self.status.max_list_bytes = max;
+        self
+    }
+
+    /// The shortest time a fetched status list stays fresh whatever its
+    /// `ttl`, and the least time between two fetches of one list (default
+    /// 1 s, positive, at most `max_cache`, which is the longest).
+    pub fn min_refresh_status(mut self, floor: Duration) -> Self {
+        self.status.min_refresh = floor;
+        self
+    }
+
+    /// How long past its freshness a status list may still be used while
+    /// refetches fail or bring invalid lists (default 5 × that list's
+    /// `ttl`, at most 24 h; zero: never). Past it, tokens on that list are
+    /// refused with [`VerifyError::StatusUnavailable`].
+    pub fn status_max_stale(mut self, limit: Duration) -> Self {
+        self.status.max_stale = Some(limit);
         self
     }
 
@@ -128,6 +162,7 @@ impl VerifierBuilder {
                 MAX_CACHE_CEILING.as_secs()
             )));
         }
+        let status = StatusLists::new(self.status, &parsed, self.leeway_s, self.max_cache)?;
         let client = match self.client {
             Some(client) => client,
             None => reqwest::Client::builder()
@@ -150,6 +185,7 @@ impl VerifierBuilder {
                 cache: RwLock::new(None),
                 refresh: tokio::sync::Mutex::new(()),
                 fetches: std::sync::atomic::AtomicU64::new(0),
+                status,
             }),
         })
     }
@@ -176,6 +212,8 @@ struct Inner {
     /// One fetch at a time; waiters then read what it fetched.
     refresh: tokio::sync::Mutex<()>,
     fetches: std::sync::atomic::AtomicU64,
+    /// The status lists tokens point at, cached per URI.
+    status: StatusLists,
 }
 
 struct KeySet {
@@ -213,6 +251,7 @@ impl Verifier {
             max_stale: Duration::from_secs(3600),
             timeout: Duration::from_secs(5),
             client: None,
+            status: StatusOptions::default(),
         }
     }
 
@@ -227,21 +266,17 @@ impl Verifier {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Verifies `token` and returns its claims.
+    /// How many times status list tokens were fetched, over every list
+    /// (for monitoring and tests).
+    pub fn status_fetch_count(&self) -> u64 {
+        self.inner.status.fetch_count()
+    }
+
+    /// Verifies `token` and returns its claims: the token itself first,
+    /// then, only if it passes, its entry in the status list it names.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let (kid, alg) = core::key_of(token)?;
-        let key = match self.lookup(&kid, alg, false) {
-            Lookup::Found(key) => key,
-            Lookup::WrongAlg => return Err(VerifyError::UnknownKey),
-            Lookup::Missing | Lookup::TooStale => {
-                self.refresh(true).await?;
-                match self.lookup(&kid, alg, true) {
-                    Lookup::Found(key) => key,
-                    Lookup::TooStale => return Err(self.too_stale()),
-                    Lookup::WrongAlg | Lookup::Missing => return Err(VerifyError::UnknownKey),
-                }
-            }
-        };
+        let key = self.key_for(&kid, alg).await?;
         let now = chrono::Utc::now().timestamp();
         let claims = core::verify_with(
             |_, _| Some(key),
@@ -251,7 +286,34 @@ impl Verifier {
             now,
             self.inner.leeway_s,
         )?;
+        let key_for = |kid: String, alg| async move { self.key_for(&kid, alg).await };
+        self.inner
+            .status
+            .check(token, &self.inner.client, &key_for)
+            .await?;
         Ok(claims)
+    }
+
+    /// The published key `kid` if it was published for `alg`; a key the
+    /// cache lacks triggers a refetch (never within `min_refresh` of the
+    /// last one). Access tokens and status list tokens both go through it.
+    pub(super) async fn key_for(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, VerifyError> {
+        match self.lookup(kid, alg, false) {
+            Lookup::Found(key) => Ok(key),
+            Lookup::WrongAlg => Err(VerifyError::UnknownKey),
+            Lookup::Missing | Lookup::TooStale => {
+                self.refresh(true).await?;
+                match self.lookup(kid, alg, true) {
+                    Lookup::Found(key) => Ok(key),
+                    Lookup::TooStale => Err(self.too_stale()),
+                    Lookup::WrongAlg | Lookup::Missing => Err(VerifyError::UnknownKey),
+                }
+            }
+        }
     }
 
     /// Fetches the key set now unless a fetch happened within `min_refresh`
@@ -343,19 +405,8 @@ impl Verifier {
         &self,
     ) -> Result<(HashMap<String, (Algorithm, DecodingKey)>, Duration), VerifyError> {
         let unavailable = |e: &dyn std::fmt::Display| VerifyError::KeysUnavailable(e.to_string());
-        // reqwest's own message omits why (a refused redirect, say): add
-        // the causes.
-        let request_failed = |e: reqwest::Error| {
-            let mut message = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(inner) = cause {
-                message.push_str(": ");
-                message.push_str(&inner.to_string());
-                cause = inner.source();
-            }
-            VerifyError::KeysUnavailable(message)
-        };
-        let mut response = self
+        let request_failed = |e: reqwest::Error| VerifyError::KeysUnavailable(with_causes(&e));
+        let response = self
             .inner
             .client
             .get(&self.inner.jwks_uri)
@@ -385,13 +436,12 @@ impl Verifier {
             .and_then(|v| v.to_str().ok())
             .map(max_age_of)
             .unwrap_or(Duration::from_secs(300));
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(&e))? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(unavailable(&"the key set is too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(response, MAX_JWKS_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => unavailable(&"the key set is too large"),
+                BodyError::Failed(message) => unavailable(&message),
+            })?;
         let document: JwksDocument =
             serde_json::from_slice(&body).map_err(|e| unavailable(&format!("bad JWKS: {e}")))?;
         let mut keys = HashMap::new();
