@@ -10,7 +10,15 @@ let timer = null;
 export const server = {
   issuer: meta('keymint-issuer'),
   adminAudience: meta('keymint-admin-audience'),
+  /** statuslist.ttl_s: how long verifiers may cache a status list. */
+  statusListTtl: Number(meta('keymint-statuslist-ttl')) || 30,
 };
+
+/** What a revocation means for tokens already issued, in words. */
+export function revocationReach() {
+  return `Tokens already issued are refused at once by introspection, and by offline verifiers `
+    + `that check the status list within ${server.statusListTtl} s.`;
+}
 
 function meta(name) {
   return document.querySelector(`meta[name="${name}"]`)?.content || '';

@@ -301,7 +301,7 @@ async function revoke(view, current) {
     title: `Revoke “${view.name}”?`,
     body: [
       h('p', {}, 'Revocation is immediate and cannot be undone; keys this key created through keys:self are revoked too. ',
-        'Tokens already issued stay valid at offline verifiers until they expire.'),
+        session.revocationReach()),
       own ? h('p', { class: 'warning' }, 'This is the key you are signed in with: revoking it ends this session.') : null,
     ],
     fields: [field('Reason (kept in the audit log)', 'reason', reason)],

@@ -124,7 +124,7 @@ export async function render(_params, query) {
     const answer = await confirmDialog({
       title: `Revoke ${ids.length} key${ids.length === 1 ? '' : 's'}?`,
       body: [
-        h('p', {}, 'Revocation is immediate and cannot be undone. Tokens already issued stay valid at offline verifiers until they expire.'),
+        h('p', {}, 'Revocation is immediate and cannot be undone. ', session.revocationReach()),
         h('ul', {}, names.slice(0, 10).map((n) => h('li', {}, n)), names.length > 10 ? h('li', {}, `and ${names.length - 10} more`) : null),
       ],
       fields: [field('Reason (kept in the audit log)', 'reason', reason)],

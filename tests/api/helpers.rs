@@ -313,11 +313,22 @@ impl ServerProcess {
         args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Self {
+        Self::start_bound(db, "127.0.0.1:0", args, extra_env).await
+    }
+
+    /// Binds `bind` (e.g. a port reserved with [`free_port`]), for replicas
+    /// that must share an issuer URL known before they start.
+    pub async fn start_bound(
+        db: &TestDatabase,
+        bind: &str,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(BIN);
         command
             .arg("serve")
             .args(args)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .args(["--database-url", &db.url()])
             .args(["--data-dir", &db.data_dir().to_string_lossy()])
             .env("RUST_LOG", "info")
@@ -552,4 +563,12 @@ impl Drop for PgCluster {
             .args(["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// A loopback port free right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
 }

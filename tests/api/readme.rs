@@ -79,4 +79,128 @@ async fn the_five_minute_path_works_as_written() {
         stdout.contains("valid token for key:") && stdout.contains("with scope orders:read"),
         "{stdout}"
     );
+    // After the revocation the same token is refused through the status list.
+    assert!(stdout.contains("refused after revocation"), "{stdout}");
+    assert!(
+        stderr.contains("refused: the key behind this token is revoked or suspended"),
+        "{stderr}"
+    );
+}
+
+/// The README's Node function (`verify.mjs`, with `jose` from npm) accepts a
+/// token, then refuses it once its key is revoked, through the status list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_snippet_checks_the_status_list() {
+    let has_node = ["node", "npm"].iter().all(|tool| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !has_node {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have node and npm"
+        );
+        eprintln!("skipped: node and npm run the README's Node snippet");
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let module = block_after(&readme, "<!-- verify.mjs -->");
+
+    let db = TestDatabase::new(Backend::Sqlite);
+    let bootstrap_file = db.dir.path().join("bootstrap.key");
+    let server = ServerProcess::start(
+        &db,
+        &[(
+            "KEYMINT_BOOTSTRAP_KEY_FILE",
+            &bootstrap_file.to_string_lossy(),
+        )],
+    )
+    .await;
+    let bootstrap = std::fs::read_to_string(&bootstrap_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let base = server.base_url();
+    let http = reqwest::Client::new();
+    let admin = crate::client::admin_token_at(&http, &base, &bootstrap, &base).await;
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "node", "scopes": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{base}/api/v1/token"))
+        .header("X-API-Key", created["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+
+    let work = tempfile::tempdir().unwrap();
+    let module = module
+        .replace("https://auth.example.com", &base)
+        .replace("https://orders.example.com", "urn:keymint:tenant:default");
+    std::fs::write(work.path().join("verify.mjs"), module).unwrap();
+    std::fs::write(
+        work.path().join("main.mjs"),
+        "import { verify } from './verify.mjs';\n\
+         try { const p = await verify(process.argv[2]); console.log('valid', p.sub); }\n\
+         catch (e) { console.log('refused:', e.message); process.exit(3); }\n",
+    )
+    .unwrap();
+    let install = tokio::process::Command::new("npm")
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "jose@6.2.18",
+        ])
+        .current_dir(work.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "npm install jose: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let run = async |token: &str| {
+        let out = tokio::process::Command::new("node")
+            .args(["main.mjs", token])
+            .current_dir(work.path())
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&token).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("valid key:"), "{out}");
+
+    let id = created["id"].as_str().unwrap();
+    let revoked = http
+        .post(format!("{base}/api/v1/keys/{id}/revoke"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (code, out) = run(&token).await;
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("refused: revoked or suspended"), "{out}");
 }
