@@ -22,6 +22,7 @@ use crate::error::ApiError;
         (status = 304, description = "`If-None-Match` names the current token"),
         (status = 404, description = "No key has an entry in this list", body = crate::openapi::schemas::ProblemDoc, content_type = "application/problem+json"),
         (status = 406, description = "`Accept` admits no `application/statuslist+jwt`", body = crate::openapi::schemas::ProblemDoc, content_type = "application/problem+json"),
+        (status = 501, description = "A `time` parameter: historical lists (§8.4) are not kept", body = crate::openapi::schemas::ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "The database or a signing key is unavailable", body = crate::openapi::schemas::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn list(
@@ -30,6 +31,14 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = list_id(&id).ok_or(ApiError::NotFound)?;
+    // Historical resolution (§8.4) is optional and not recommended; the
+    // draft asks a server without it to say so rather than answer with the
+    // current list.
+    if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(name, _)| name == "time") {
+        return Err(ApiError::NotImplemented(
+            "historical status lists (`time`) are not kept; fetch the current list".to_owned(),
+        ));
+    }
     if !accepts(&req, MEDIA_TYPE) {
         return Err(ApiError::NotAcceptable(format!(
             "this resource is available as {MEDIA_TYPE} only"
