@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::crypto::master::MasterKey;
 use crate::db::{self, Pool};
 use crate::limits::{AdminLimiter, Limiter};
+use crate::status_lists::StatusLists;
 use crate::tokens::signing::KeyRing;
 use crate::usage::Usage;
 
@@ -59,6 +60,10 @@ pub struct AppState {
     /// On PostgreSQL, the token endpoints' lookups go to a database thread
     /// per worker that batches them (`db::Batched`).
     pub lookups: Option<Arc<crate::keys::store::KeyLookups>>,
+    /// This replica's Token Status Lists, signed and held in memory; the
+    /// list route serves them (rebuilding first when the database moved on)
+    /// and the background loop keeps them fresh.
+    pub status_lists: Arc<StatusLists>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
     /// Written by the signal handler, read by readiness (503) and the
     /// request middleware (`Connection: close`).
@@ -66,6 +71,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What the status lists read through.
+    pub fn status_sources(&self) -> crate::status_lists::Sources<'_> {
+        crate::status_lists::Sources {
+            pool: &self.pool,
+            inline: &self.inline,
+            keyring: &self.keyring,
+        }
+    }
+
     /// Reloads this replica's signing keys from the database: the periodic
     /// reload, and the admin routes right after a change so this replica
     /// serves it at once. Blocking.

@@ -58,6 +58,14 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 406: the `Accept` header admits none of the media types the
+    /// resource has; the detail names them.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// 501: the request asks for something this server does not do (e.g.
+    /// a status list's historical `time`); the detail says what.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("payload too large (limit {limit} bytes)")]
@@ -115,6 +123,8 @@ impl ApiError {
             Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::NotFound => ("not-found", "Not found"),
             Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::NotAcceptable(_) => ("not-acceptable", "Not acceptable"),
+            Self::NotImplemented(_) => ("not-implemented", "Not implemented"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
@@ -134,7 +144,9 @@ impl ApiError {
             | Self::Unprocessable { detail, .. } => detail.clone(),
             Self::InsufficientScope { scope } => format!("this action needs the `{scope}` scope"),
             Self::Forbidden(detail) | Self::Conflict(detail) | Self::Busy(detail) => detail.clone(),
-            Self::UnsupportedMediaType(detail) => detail.clone(),
+            Self::UnsupportedMediaType(detail)
+            | Self::NotAcceptable(detail)
+            | Self::NotImplemented(detail) => detail.clone(),
             Self::NotFound => "no such resource".to_owned(),
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
             Self::PayloadTooLarge { limit } => {
@@ -174,6 +186,8 @@ impl ResponseError for ApiError {
             Self::InsufficientScope { .. } | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -25,6 +25,7 @@ pub mod powers;
 pub mod routes;
 pub mod signing_keys;
 pub mod startup;
+pub mod status_lists;
 pub mod telemetry;
 pub mod tenants;
 pub mod tokens;

@@ -64,6 +64,9 @@ const FLOORS: &[(&str, &[&str])] = &[
             "signing_keys",
             "bootstrap",
             "janitor",
+            // Token Status Lists: built from `keys::store`, signed with the
+            // key ring; served by `routes::status_lists`.
+            "status_lists",
         ],
     ),
     ("app", &["app"]),

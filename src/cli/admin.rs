@@ -8,8 +8,9 @@ use crate::audit::{Actor, Origin};
 use crate::config::Settings;
 use crate::crypto::check::SealError;
 use crate::db::{self, AnyConnection};
+use crate::domain::status_list::Publication;
 use crate::keys::rules::{self, Expiry};
-use crate::keys::store::{self, NewKey};
+use crate::keys::store::{self, KeyRevocation, NewKey};
 use crate::keys::{SecurityLevel, Status};
 use crate::startup::open_master_key;
 use crate::tenants::{self, policy};
@@ -42,17 +43,19 @@ pub fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
         } => {
             let tenant = tenant(&mut conn, &slug)?;
             let now = Utc::now().naive_utc();
-            let revoked = store::revoke(
-                &mut conn,
-                &tenant.id,
-                &id,
-                reason.as_deref(),
-                &Actor::cli(),
-                &Origin::default(),
+            let revocation = KeyRevocation {
+                reason: reason.as_deref(),
+                actor: &Actor::cli(),
+                origin: &Origin::default(),
+                lists: Publication {
+                    issuer: &settings.tokens.issuer,
+                    ttl_s: settings.statuslist.ttl_s,
+                },
                 now,
-            )
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no key `{id}` in tenant `{slug}`"))?;
+            };
+            let revoked = store::revoke(&mut conn, &tenant.id, &id, &revocation)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no key `{id}` in tenant `{slug}`"))?;
             eprintln!(
                 "revoked {} key(s){}",
                 revoked.len(),

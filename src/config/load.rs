@@ -29,6 +29,7 @@ struct RawSettings {
     janitor: JanitorSettings,
     metrics: MetricsSettings,
     cors: CorsSettings,
+    statuslist: StatusListSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +220,7 @@ impl RawSettings {
         )?;
         check_range("audit.retention_days", self.audit.retention_days, 1, 36_500)?;
         check_range("janitor.interval_s", self.janitor.interval_s, 1, 3_600)?;
+        check_range("statuslist.ttl_s", self.statuslist.ttl_s, 5, 3_600)?;
         check_range(
             "tokens.max_jwt_bytes",
             self.tokens.max_jwt_bytes,
@@ -269,6 +271,7 @@ impl RawSettings {
             janitor: self.janitor,
             metrics: self.metrics,
             cors: self.cors,
+            statuslist: self.statuslist,
         })
     }
 }

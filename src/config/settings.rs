@@ -113,6 +113,16 @@ pub struct MetricsSettings {
     pub bind: SocketAddr,
 }
 
+/// Token Status Lists (`GET /statuslists/{id}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusListSettings {
+    /// The lists' `ttl` claim and `Cache-Control` max-age: how long a
+    /// verifier may use a list before fetching it again, and so how long a
+    /// revocation may take to reach offline verifiers.
+    pub ttl_s: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorsSettings {
@@ -224,6 +234,7 @@ pub struct Settings {
     pub janitor: JanitorSettings,
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
+    pub statuslist: StatusListSettings,
 }
 
 /// Values given on the command line; they win over every other layer.

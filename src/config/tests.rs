@@ -76,3 +76,19 @@ fn issuer_must_be_https_off_loopback() {
     assert!(resolve_issuer(Some("http://localhost:8080"), bind).is_ok());
     assert!(resolve_issuer(Some("https://auth.example.com/"), bind).is_err());
 }
+
+#[test]
+fn status_list_ttl_is_bounded() {
+    assert_eq!(load_with("").unwrap().statuslist.ttl_s, 30);
+    assert_eq!(
+        load_with("[statuslist]\nttl_s = 300")
+            .unwrap()
+            .statuslist
+            .ttl_s,
+        300
+    );
+    for bad in ["4", "3601"] {
+        let err = load_with(&format!("[statuslist]\nttl_s = {bad}")).unwrap_err();
+        assert!(err.to_string().contains("statuslist.ttl_s"), "{err}");
+    }
+}

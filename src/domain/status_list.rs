@@ -47,6 +47,51 @@ pub fn list_uri(issuer: &str, list_id: u64) -> String {
     format!("{}/statuslists/{list_id}", issuer.trim_end_matches('/'))
 }
 
+/// The JWT `typ` of a Status List Token (§5.1); never `at+jwt`, so neither
+/// kind of token can be passed off as the other.
+pub const TOKEN_TYPE: &str = "statuslist+jwt";
+
+/// The media type a Status List Token is served as (§8.1, §14.7).
+pub const MEDIA_TYPE: &str = "application/statuslist+jwt";
+
+/// How many lists `next_idx` handed-out indices span: list ids
+/// `0..list_count(next_idx)` exist.
+pub fn list_count(next_idx: i64) -> u64 {
+    match u64::try_from(next_idx) {
+        Ok(0) | Err(_) => 0,
+        Ok(n) => (n - 1) / SHARD_SIZE + 1,
+    }
+}
+
+/// Where the lists are published and how long a verifier may keep one: what
+/// a revocation's audit event says about when offline verifiers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Publication<'a> {
+    pub issuer: &'a str,
+    /// The lists' `ttl` (`statuslist.ttl_s`).
+    pub ttl_s: u64,
+}
+
+impl Publication<'_> {
+    /// `{"uri", "idx", "visible_within_s"}` for the key whose global index
+    /// is `index` (`null` for a key that has none). A server's list follows
+    /// the database on every request, so a verifier that refetches when its
+    /// copy is `ttl` old sees the change within `ttl_s`.
+    pub fn entry(&self, index: Option<i64>) -> serde_json::Value {
+        match index.and_then(|i| u64::try_from(i).ok()) {
+            Some(index) => {
+                let claim = StatusClaim::for_index(self.issuer, index);
+                serde_json::json!({
+                    "uri": claim.status_list.uri,
+                    "idx": claim.status_list.idx,
+                    "visible_within_s": self.ttl_s,
+                })
+            }
+            None => serde_json::Value::Null,
+        }
+    }
+}
+
 impl StatusClaim {
     /// The claim for the key whose global index is `index`: list
     /// `index / SHARD_SIZE`, entry `index % SHARD_SIZE` in it.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::config::TokenSettings;
+use crate::config::{StatusListSettings, TokenSettings};
 use crate::crypto::master::MasterKey;
 use crate::db::{InlineReads, Pool};
 use crate::keys::store::KeyLookups;
@@ -30,4 +30,6 @@ pub struct Context<'a> {
     /// Counts each issue in memory.
     pub usage: &'a Usage,
     pub tokens: &'a TokenSettings,
+    /// The status lists' `ttl`, which a key revocation's audit event cites.
+    pub statuslist: &'a StatusListSettings,
 }

@@ -10,13 +10,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::audit::{Actor, Origin};
 use crate::db;
+use crate::domain::status_list::Publication;
 use crate::error::{AuthScheme, OAuthError, OAuthErrorCode};
 use crate::grants::context::Context;
 use crate::grants::credential::{Credential, Flavor, Presented};
 use crate::grants::exchange::authenticate_client;
 use crate::grants::store::{self as grants_store, Revocation};
 use crate::keys::secret::{ApiKeySecret, SecretHash};
-use crate::keys::store::{self, Candidate};
+use crate::keys::store::{self, Candidate, KeyRevocation};
 use crate::tokens::verify;
 
 /// Who asked, as the request told it.
@@ -129,17 +130,20 @@ async fn revoke_key(
     let tenant_id = caller.tenant.id.clone();
     let key_id = caller.key.id.clone();
     let origin = origin.clone();
+    let issuer = ctx.tokens.issuer.clone();
+    let ttl_s = ctx.statuslist.ttl_s;
     db::run(ctx.pool, move |conn| {
-        store::revoke(
-            conn,
-            &tenant_id,
-            &key_id,
-            Some("revoked by its holder (RFC 7009)"),
-            &actor,
-            &origin,
+        let revocation = KeyRevocation {
+            reason: Some("revoked by its holder (RFC 7009)"),
+            actor: &actor,
+            origin: &origin,
+            lists: Publication {
+                issuer: &issuer,
+                ttl_s,
+            },
             now,
-        )
-        .map_err(OAuthError::from)
+        };
+        store::revoke(conn, &tenant_id, &key_id, &revocation).map_err(OAuthError::from)
     })
     .await?;
     Ok(())

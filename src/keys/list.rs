@@ -91,6 +91,6 @@ pub async fn list(
             f: digest,
             k: last.id.clone(),
         },
-        |k| KeyView::of(&k, &principal.tenant.slug, now),
+        |k| KeyView::of(&k, &principal.tenant.slug, &deps.tokens.issuer, now),
     ))
 }

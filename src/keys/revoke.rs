@@ -5,12 +5,13 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::audit::Origin;
+use crate::db;
 use crate::db::models::ApiKey;
-use crate::db::{self, Pool};
+use crate::domain::status_list::Publication;
 use crate::error::ApiError;
 use crate::keys::request::{RevokeKey, RevokeKeys};
 use crate::keys::service::Deps;
-use crate::keys::store;
+use crate::keys::store::{self, KeyRevocation};
 use crate::keys::view::KeyView;
 use crate::powers::{KeyAdmin, KeyRevoker, Principal, Refused};
 use crate::tenants::store as tenants;
@@ -24,7 +25,7 @@ pub async fn revoke(
     request: RevokeKey,
 ) -> Result<KeyView, ApiError> {
     let (done, keys) = revoke_ids(
-        deps.pool,
+        deps,
         principal,
         revoker,
         vec![id.to_owned()],
@@ -36,6 +37,7 @@ pub async fn revoke(
         Some(key) if done.not_found.is_empty() => Ok(KeyView::of(
             key,
             &principal.tenant.slug,
+            &deps.tokens.issuer,
             Utc::now().naive_utc(),
         )),
         _ => Err(ApiError::NotFound),
@@ -57,15 +59,8 @@ pub async fn revoke_many(
     revoker: KeyRevoker,
     request: RevokeKeys,
 ) -> Result<BulkRevoked, ApiError> {
-    let (done, _) = revoke_ids(
-        deps.pool,
-        principal,
-        revoker,
-        request.ids,
-        request.reason,
-        false,
-    )
-    .await?;
+    let (done, _) =
+        revoke_ids(deps, principal, revoker, request.ids, request.reason, false).await?;
     Ok(done)
 }
 
@@ -77,7 +72,7 @@ pub async fn delete(
     id: &str,
 ) -> Result<(), ApiError> {
     let (done, _) = revoke_ids(
-        deps.pool,
+        deps,
         principal,
         KeyRevoker::Admin(admin),
         vec![id.to_owned()],
@@ -98,7 +93,7 @@ pub async fn delete(
 /// audit event per key, all sharing the request id. Returns the rows as
 /// they are after the change.
 async fn revoke_ids(
-    pool: &Pool,
+    deps: &Deps<'_>,
     principal: &Principal,
     revoker: KeyRevoker,
     ids: Vec<String>,
@@ -108,7 +103,19 @@ async fn revoke_ids(
     let actor = principal.actor();
     let origin: Origin = principal.origin.clone();
     let now = Utc::now().naive_utc();
-    db::run(pool, move |conn| {
+    let issuer = deps.tokens.issuer.clone();
+    let ttl_s = deps.statuslist.ttl_s;
+    db::run(deps.pool, move |conn| {
+        let revocation = KeyRevocation {
+            reason: reason.as_deref(),
+            actor: &actor,
+            origin: &origin,
+            lists: Publication {
+                issuer: &issuer,
+                ttl_s,
+            },
+            now,
+        };
         db::write_transaction(conn, |conn| {
             let tenant_id = revoker.tenant_id().to_owned();
             tenants::lock(conn, &tenant_id)?;
@@ -133,17 +140,9 @@ async fn revoke_ids(
                     }
                     Err(refused) => return Err(refused.into()),
                 }
-                store::revoke_cascade(
-                    conn,
-                    &tenant_id,
-                    &key.id,
-                    reason.as_deref(),
-                    &actor,
-                    &origin,
-                    now,
-                )?;
+                store::revoke_cascade(conn, &tenant_id, &key, &revocation)?;
                 if delete {
-                    store::tombstone(conn, &tenant_id, &key.id, &actor, &origin, now)?;
+                    store::tombstone(conn, &tenant_id, &key, &revocation)?;
                 } else if let Some(row) = store::find(conn, &tenant_id, &key.id)? {
                     rows.push(row);
                 }

@@ -109,7 +109,7 @@ pub async fn rotate(
     })
     .await?;
     Ok(RotatedKey {
-        view: KeyView::of(&updated, &principal.tenant.slug, now),
+        view: KeyView::of(&updated, &principal.tenant.slug, &deps.tokens.issuer, now),
         key: secret.expose().to_owned(),
     })
 }

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::audit;
-use crate::config::TokenSettings;
+use crate::config::{StatusListSettings, TokenSettings};
 use crate::crypto::master::MasterKey;
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::{self, AdminLane, AnyConnection, Pool};
@@ -40,6 +40,8 @@ pub struct Deps<'a> {
     pub master: &'a Arc<MasterKey>,
     /// Key prefix, admin audience, issuer and JWT size bound.
     pub tokens: &'a TokenSettings,
+    /// The status lists' `ttl`, which revocations' audit events cite.
+    pub statuslist: &'a StatusListSettings,
 }
 
 /// Maps the tenant's expiry rules onto answers: a malformed value is bad
@@ -202,7 +204,7 @@ pub async fn create(
     })
     .await?;
     Ok(CreatedKey {
-        view: KeyView::of(&row, &tenant_slug, now),
+        view: KeyView::of(&row, &tenant_slug, &deps.tokens.issuer, now),
         key: secret.expose().to_owned(),
     })
 }
@@ -234,6 +236,7 @@ pub async fn get(
     Ok(KeyView::of(
         &key,
         &principal.tenant.slug,
+        &deps.tokens.issuer,
         Utc::now().naive_utc(),
     ))
 }
@@ -384,7 +387,12 @@ pub async fn patch(
         })
     })
     .await?;
-    Ok(KeyView::of(&updated, &tenant.slug, now))
+    Ok(KeyView::of(
+        &updated,
+        &tenant.slug,
+        &deps.tokens.issuer,
+        now,
+    ))
 }
 
 /// A key's object member after a merge patch (RFC 7396): `null` clears it,

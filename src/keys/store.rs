@@ -10,6 +10,7 @@ use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::schema::{api_keys, tenants};
 use crate::db::{self, AnyConnection, DbError};
+use crate::domain::status_list::Publication;
 use crate::keys::secret::ApiKeySecret;
 
 // The admin service's queries (quota, list and search, merge patch), in a
@@ -203,6 +204,18 @@ pub fn list_all(conn: &mut AnyConnection, tenant_id: &str) -> QueryResult<Vec<Ap
         .load(conn)
 }
 
+/// What a revocation's audit events record besides the key: why, who and
+/// from where, when, and where the key's status is published (so the event
+/// says how soon offline verifiers see it).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRevocation<'a> {
+    pub reason: Option<&'a str>,
+    pub actor: &'a Actor,
+    pub origin: &'a Origin,
+    pub lists: Publication<'a>,
+    pub now: NaiveDateTime,
+}
+
 /// Revokes a key (and, in the same transaction, the keys it created through
 /// `keys:self`), each with its `key.revoked` event. Idempotent: an already
 /// revoked key keeps its first time and reason. Returns the ids newly
@@ -211,37 +224,36 @@ pub fn revoke(
     conn: &mut AnyConnection,
     tenant_id: &str,
     id: &str,
-    reason: Option<&str>,
-    actor: &Actor,
-    origin: &Origin,
-    now: NaiveDateTime,
+    revocation: &KeyRevocation<'_>,
 ) -> Result<Option<Vec<String>>, DbError> {
     db::write_transaction(conn, |conn| {
         // Under the tenant lock, like every key write: a child being made
         // through `keys:self` at this moment is refused or revoked too.
         crate::tenants::store::lock(conn, tenant_id)?;
-        if find(conn, tenant_id, id)?.is_none() {
+        let Some(key) = find(conn, tenant_id, id)? else {
             return Ok(None);
-        }
-        Ok(Some(revoke_cascade(
-            conn, tenant_id, id, reason, actor, origin, now,
-        )?))
+        };
+        Ok(Some(revoke_cascade(conn, tenant_id, &key, revocation)?))
     })
 }
 
-/// The work of [`revoke`], inside the caller's transaction.
+/// The work of [`revoke`] for `root`, inside the caller's transaction.
 pub fn revoke_cascade(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    id: &str,
-    reason: Option<&str>,
-    actor: &Actor,
-    origin: &Origin,
-    now: NaiveDateTime,
+    root: &ApiKey,
+    revocation: &KeyRevocation<'_>,
 ) -> QueryResult<Vec<String>> {
+    let KeyRevocation {
+        reason,
+        actor,
+        origin,
+        lists,
+        now,
+    } = *revocation;
     let mut revoked = Vec::new();
-    let mut pending = vec![id.to_owned()];
-    while let Some(current) = pending.pop() {
+    let mut pending = vec![(root.id.clone(), root.status_idx)];
+    while let Some((current, status_idx)) = pending.pop() {
         let changed = diesel::update(
             api_keys::table
                 .filter(api_keys::id.eq(&current))
@@ -261,6 +273,7 @@ pub fn revoke_cascade(
         ))
         .execute(conn)?;
         if changed > 0 {
+            let cascade_from = (current != root.id).then_some(root.id.as_str());
             audit::write(
                 conn,
                 audit::Record {
@@ -271,17 +284,21 @@ pub fn revoke_cascade(
                     target_type: "key",
                     target_id: &current,
                     success: true,
-                    details: serde_json::json!({ "reason": reason, "cascade_from": (current != id).then_some(id) }),
+                    details: serde_json::json!({
+                        "reason": reason,
+                        "cascade_from": cascade_from,
+                        "status_list": lists.entry(status_idx),
+                    }),
                 },
                 now,
             )?;
             revoked.push(current.clone());
         }
-        let children: Vec<String> = api_keys::table
+        let children: Vec<(String, Option<i64>)> = api_keys::table
             .filter(api_keys::parent_key_id.eq(&current))
             .filter(api_keys::tenant_id.eq(tenant_id))
             .filter(api_keys::revoked_at.is_null())
-            .select(api_keys::id)
+            .select((api_keys::id, api_keys::status_idx))
             .load(conn)?;
         pending.extend(children);
     }
@@ -331,14 +348,13 @@ pub fn swap_secret(
 pub fn tombstone(
     conn: &mut AnyConnection,
     tenant_id: &str,
-    id: &str,
-    actor: &Actor,
-    origin: &Origin,
-    now: NaiveDateTime,
+    key: &ApiKey,
+    revocation: &KeyRevocation<'_>,
 ) -> QueryResult<()> {
+    let now = revocation.now;
     let changed = diesel::update(
         api_keys::table
-            .filter(api_keys::id.eq(id))
+            .filter(api_keys::id.eq(&key.id))
             .filter(api_keys::tenant_id.eq(tenant_id))
             .filter(api_keys::deleted_at.is_null()),
     )
@@ -358,12 +374,14 @@ pub fn tombstone(
             audit::Record {
                 tenant_id: Some(tenant_id),
                 action: "key.deleted",
-                actor,
-                origin,
+                actor: revocation.actor,
+                origin: revocation.origin,
                 target_type: "key",
-                target_id: id,
+                target_id: &key.id,
                 success: true,
-                details: serde_json::json!({}),
+                details: serde_json::json!({
+                    "status_list": revocation.lists.entry(key.status_idx),
+                }),
             },
             now,
         )?;

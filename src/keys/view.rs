@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::models::ApiKey;
+use crate::domain::status_list::StatusClaim;
 
 fn time(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -50,10 +51,23 @@ pub struct KeyView {
     /// The actor that created the key.
     #[schema(value_type = Object)]
     pub created_by: Value,
+    /// The key's entry in the Token Status Lists: the `status` claim its
+    /// tokens carry. `null` only for a key that has none.
+    pub status_list: Option<StatusEntry>,
+}
+
+/// Which entry of which list holds a key's status (the `status_list`
+/// member of its tokens' `status` claim).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusEntry {
+    /// The index in the list, 0..65535.
+    pub idx: u64,
+    /// The list: `<issuer>/statuslists/<n>`.
+    pub uri: String,
 }
 
 impl KeyView {
-    pub fn of(key: &ApiKey, tenant_slug: &str, now: NaiveDateTime) -> Self {
+    pub fn of(key: &ApiKey, tenant_slug: &str, issuer: &str, now: NaiveDateTime) -> Self {
         Self {
             id: key.id.clone(),
             tenant: tenant_slug.to_owned(),
@@ -79,6 +93,16 @@ impl KeyView {
             revoked_reason: key.revoked_reason.clone(),
             previous_expires_at: key.previous_expires_at.filter(|at| *at > now).map(time),
             created_by: json_or_null(Some(&key.created_by)),
+            status_list: key
+                .status_idx
+                .and_then(|index| u64::try_from(index).ok())
+                .map(|index| {
+                    let claim = StatusClaim::for_index(issuer, index).status_list;
+                    StatusEntry {
+                        idx: claim.idx,
+                        uri: claim.uri,
+                    }
+                }),
         }
     }
 }

@@ -43,6 +43,8 @@ Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JS
         crate::routes::wellknown::jwks,
         crate::routes::wellknown::oauth_authorization_server,
         crate::routes::wellknown::openid_configuration,
+        crate::routes::status_lists::list,
+        crate::routes::status_lists::aggregation,
         crate::routes::token::oauth_token,
         crate::routes::token::api_token,
         crate::routes::oauth::introspect,
@@ -70,6 +72,7 @@ Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JS
     tags(
         (name = "tokens", description = "Exchanging an API key for a JWT"),
         (name = "validation", description = "What downstream services use: JWKS, metadata, introspection, revocation"),
+        (name = "status", description = "Token Status Lists: every key's status, signed, for offline verifiers"),
         (name = "keys", description = "API keys"),
         (name = "tenants", description = "Tenants, their policy and audit log"),
         (name = "signing-keys", description = "The JWT signing keys (metadata only)"),

@@ -116,6 +116,15 @@ pub struct Metadata {
     pub subject_types_supported: Option<Vec<String>>,
     /// OpenID discovery only.
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// `GET /statuslists`: every Token Status List's URI.
+    pub status_list_aggregation_endpoint: String,
+}
+
+/// `GET /statuslists` (draft-ietf-oauth-status-list §9).
+#[derive(Serialize, ToSchema)]
+pub struct StatusListAggregation {
+    /// The URI of every list, `<issuer>/statuslists/<n>`.
+    pub status_lists: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]

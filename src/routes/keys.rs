@@ -22,6 +22,7 @@ fn deps(state: &AppState) -> Deps<'_> {
         admin_lane: &state.admin_lane,
         master: &state.master,
         tokens: &state.settings.tokens,
+        statuslist: &state.settings.statuslist,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod oauth;
 pub mod settings;
 pub mod signing_keys;
+pub mod status_lists;
 pub mod tenants;
 pub mod token;
 pub mod wellknown;

@@ -31,6 +31,7 @@ pub fn grant_context(state: &AppState) -> Context<'_> {
         limiter: &state.limiter,
         usage: &state.usage,
         tokens: &state.settings.tokens,
+        statuslist: &state.settings.statuslist,
     }
 }
 

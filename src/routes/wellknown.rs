@@ -77,6 +77,7 @@ fn metadata(settings: &Settings) -> serde_json::Map<String, serde_json::Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "status_list_aggregation_endpoint": format!("{issuer}/statuslists"),
     });
     match value {
         serde_json::Value::Object(map) => map,

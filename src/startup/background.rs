@@ -43,7 +43,7 @@ pub(super) async fn stop_on_signal(
 }
 
 /// Periodic work of a running server: flushes of usage and admin.denied
-/// counts, signing-key reloads and the janitor.
+/// counts, signing-key reloads, the janitor and the status lists' refresh.
 pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = state.settings.clone();
@@ -51,9 +51,11 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
             tokio::time::interval(Duration::from_millis(settings.usage.flush_interval_ms));
         let mut reload = tokio::time::interval(Duration::from_secs(settings.signing.reload_s));
         let mut janitor = tokio::time::interval(Duration::from_secs(settings.janitor.interval_s));
+        let mut status_lists = tokio::time::interval(crate::status_lists::REFRESH_EVERY);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        status_lists.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.tick().await;
         // A replica's lease identity: unique per process.
         let holder = uuid::Uuid::now_v7().to_string();
@@ -82,6 +84,11 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
                         Ok(Ok(_)) => {}
                         Ok(Err(err)) => tracing::warn!(error = %err, "janitor failed"),
                         Err(err) => tracing::warn!(error = %err, "janitor failed"),
+                    }
+                }
+                _ = status_lists.tick() => {
+                    if let Err(err) = state.status_lists.refresh(state.status_sources()).await {
+                        tracing::warn!(error = %err, "status list refresh failed; requests rebuild them");
                     }
                 }
                 _ = reload.tick() => {

@@ -105,6 +105,10 @@ impl Application {
             admin_lane: Arc::new(db::AdminLane::new(&settings.database)),
             inline: Arc::new(db::InlineReads::new(&settings.database)),
             lookups,
+            status_lists: Arc::new(crate::status_lists::StatusLists::new(
+                &settings.tokens.issuer,
+                settings.statuslist.ttl_s,
+            )),
             draining: Arc::default(),
         });
         first_run::announce(

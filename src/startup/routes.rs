@@ -4,8 +4,8 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web;
 
 use crate::routes::{
-    audit, console, docs, fallback, health, keys, oauth, settings, signing_keys, tenants, token,
-    wellknown,
+    audit, console, docs, fallback, health, keys, oauth, settings, signing_keys, status_lists,
+    tenants, token, wellknown,
 };
 
 /// Declares the route table once and derives from it both the actix
@@ -50,6 +50,8 @@ route_table! {
     "/.well-known/jwks.json" { get => wellknown::jwks }
     "/.well-known/oauth-authorization-server" { get => wellknown::oauth_authorization_server }
     "/.well-known/openid-configuration" { get => wellknown::openid_configuration }
+    "/statuslists" { get => status_lists::aggregation }
+    "/statuslists/{id}" { get => status_lists::list }
     scope "/oauth" [no_store()] {
         "/token" { post => token::oauth_token }
         "/introspect" { post => oauth::introspect }

@@ -30,6 +30,7 @@ mod settings;
 mod signing;
 mod soak;
 mod starve;
+mod status_lists;
 mod status_verify;
 mod tenants;
 mod token;

@@ -28,3 +28,42 @@ pub fn state(conn: &mut AnyConnection) -> QueryResult<(i64, i64)> {
         .select((status_list_state::version, status_list_state::next_idx))
         .first(conn)
 }
+
+/// Every entry that is not VALID, as global indices. An index is in at most
+/// one of the two; every other index (allocated or not) is VALID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NonValid {
+    /// Keys revoked or deleted: INVALID, for good (revocation is
+    /// irreversible, and a deleted key stays revoked).
+    pub invalid: Vec<i64>,
+    /// Live keys of tenants whose `api_keys_enabled` is off: SUSPENDED
+    /// until the tenant is switched back on.
+    pub suspended: Vec<i64>,
+}
+
+/// The entries a list rebuild marks. Read after `state()`, so they hold at
+/// least every change that version counts; a change made in between moves
+/// the version again and the next read rebuilds.
+pub fn non_valid(conn: &mut AnyConnection) -> QueryResult<NonValid> {
+    use crate::db::schema::{api_keys, tenants};
+    // Its filter is the partial index `api_keys_status_invalid`'s: only the
+    // revoked and deleted keys are read, however many live ones there are.
+    let invalid = api_keys::table
+        .filter(
+            api_keys::revoked_at
+                .is_not_null()
+                .or(api_keys::deleted_at.is_not_null()),
+        )
+        .filter(api_keys::status_idx.is_not_null())
+        .select(api_keys::status_idx.assume_not_null())
+        .load(conn)?;
+    let suspended = api_keys::table
+        .inner_join(tenants::table)
+        .filter(tenants::api_keys_enabled.eq(false))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::status_idx.is_not_null())
+        .select(api_keys::status_idx.assume_not_null())
+        .load(conn)?;
+    Ok(NonValid { invalid, suspended })
+}

@@ -40,6 +40,19 @@ impl Signer {
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
         jsonwebtoken::encode(&self.header, claims, &self.encoding)
     }
+
+    /// Signs claims with this `kid` and another explicit `typ` (RFC 8725
+    /// §3.11), e.g. a Token Status List's `statuslist+jwt`, so that no
+    /// verifier takes one kind of token for the other.
+    pub fn sign_typed<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = self.header.clone();
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
 }
 
 /// When a signer signs, in unix seconds: from `activates_at` until
