@@ -130,6 +130,9 @@ function details(view) {
     ['Claims', view.claims ? json(view.claims) : '—'],
     ['Metadata', view.metadata ? json(view.metadata) : '—'],
     ['Status', badge(view.status)],
+    ['Status list entry', view.status_list
+      ? h('span', {}, `index ${view.status_list.idx} of `, h('code', {}, view.status_list.uri))
+      : '—'],
     ['Created', time(view.created_at)],
     ['Updated', time(view.updated_at)],
     ['Expires', time(view.expires_at, 'never')],

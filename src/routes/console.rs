@@ -50,7 +50,8 @@ impl Console {
             .replace(
                 "%ADMIN_AUDIENCE%",
                 &attribute(&settings.tokens.admin_audience),
-            );
+            )
+            .replace("%STATUSLIST_TTL%", &settings.statuslist.ttl_s.to_string());
         Self {
             files,
             index: Bytes::from(index),

@@ -411,6 +411,9 @@ def test_editing_metadata_sends_a_merge_patch(page, server, tenant):
     sign_in(page, tenant.admin_secret)
     page.goto(f"/console/#/keys/{key['id']}")
     expect(page.get_by_role("heading", level=1)).to_have_text("meta")
+    # The key's entry in the status list, as its tokens name it.
+    entry = key["status_list"]
+    expect(page.get_by_text(f"index {entry['idx']} of {entry['uri']}")).to_be_visible()
     page.get_by_role("button", name="Edit").click()
     page.get_by_label("Metadata").fill(json.dumps({"team": "data", "contact": {"mail": "b@x", "pager": "1"}}))
     page.get_by_role("button", name="Save changes").click()
