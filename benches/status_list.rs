@@ -9,7 +9,7 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keymint::config::{Overrides, Settings};
 use keymint::crypto::master::MasterKey;
-use keymint::domain::status_list::{BITS, SHARD_SIZE, Status, StatusList, list_uri};
+use keymint::domain::status_list::{BITS, SHARD_SIZE, Status, StatusList, TOKEN_TYPE, list_uri};
 use keymint::tokens::signing::{self, KeyRing, Signer};
 use serde_json::json;
 
@@ -38,13 +38,14 @@ fn list_token(signer: &Signer, issuer: &str, list_id: u64, invalid: &[u64], now:
         list.set(index - first, Status::Invalid as u8);
     }
     let claims = json!({
+        "iss": issuer,
         "sub": list_uri(issuer, list_id),
         "iat": now,
         "exp": now + 86_400,
         "ttl": 30,
         "status_list": {"bits": BITS, "lst": list.encode()},
     });
-    signer.sign(&claims).expect("signed")
+    signer.sign_typed(TOKEN_TYPE, &claims).expect("signed")
 }
 
 fn bench(c: &mut Criterion) {

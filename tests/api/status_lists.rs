@@ -20,6 +20,7 @@ backend_tests!(
     revocation_deletion_and_a_tenant_switch_reach_the_next_list,
     indices_are_distinct_contiguous_and_never_reused,
     unknown_lists_and_other_media_types_are_refused,
+    the_migration_numbers_existing_keys_in_creation_order,
 );
 
 const JWT: &str = "application/statuslist+jwt";
@@ -390,4 +391,53 @@ async fn a_revocation_through_one_replica_is_in_the_next_list_of_another() {
     let after = fetch_list(&http, &b.base_url(), &a.issuer, &uri).await;
     assert_eq!(status_in(&after, idx), INVALID);
     b.stop().await;
+}
+
+/// Upgrading a database that already holds keys: the migration gives them
+/// indices in the order they were made, and the counter continues after
+/// them. (The migration is undone with its own down.sql, then run again.)
+async fn the_migration_numbers_existing_keys_in_creation_order(backend: Backend) {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use keymint::db::schema::{api_keys, status_list_state};
+
+    let app = spawn_app(backend).await;
+    let root = app.admin_token(&app.bootstrap_key).await;
+    for i in 0..3 {
+        app.create_key(&root, json!({"name": format!("old{i}")}))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let dir = if backend == Backend::Sqlite {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let down = std::fs::read_to_string(format!(
+        "{}/migrations/{dir}/2026-11-30-000004_status_list/down.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut conn = app.db.connect();
+    conn.batch_execute(&down).unwrap();
+    conn.batch_execute(
+        "DELETE FROM __diesel_schema_migrations WHERE version LIKE '20261130000004%'",
+    )
+    .unwrap();
+    assert_eq!(keymint::db::migrate(&mut conn).unwrap(), 1);
+
+    let numbered: Vec<(String, Option<i64>)> = api_keys::table
+        .order((api_keys::created_at, api_keys::id))
+        .select((api_keys::name, api_keys::status_idx))
+        .load(&mut conn)
+        .unwrap();
+    let names: Vec<&str> = numbered.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["bootstrap", "old0", "old1", "old2"]);
+    let indices: Vec<Option<i64>> = numbered.iter().map(|(_, i)| *i).collect();
+    assert_eq!(indices, [Some(0), Some(1), Some(2), Some(3)]);
+    let next: i64 = status_list_state::table
+        .select(status_list_state::next_idx)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(next, 4);
 }
