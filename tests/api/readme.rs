@@ -81,6 +81,7 @@ async fn the_five_minute_path_works_as_written() {
     );
     // After the revocation the same token is refused through the status list.
     assert!(stdout.contains("refused after revocation"), "{stdout}");
+    assert!(stdout.contains("keymint verify refuses it too"), "{stdout}");
     assert!(
         stderr.contains("refused: the key behind this token is revoked or suspended"),
         "{stderr}"
