@@ -133,6 +133,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Fetch status lists from this origin (e.g. `http://keymint.internal:8080`)
+    /// instead of the issuer's, when this service reaches keymint at another
+    /// address, as [`jwks_uri`](Self::jwks_uri) does for the key set. Tokens
+    /// must still name lists on the issuer's origin, and a list must still
+    /// say (`sub`) that it is the one the token names. Same https rule as
+    /// the issuer.
+    pub fn status_origin(mut self, origin: impl Into<String>) -> Self {
+        self.status.fetch_origin = Some(origin.into());
+        self
+    }
+
     pub fn build(self) -> Result<Verifier, VerifyError> {
         crate::tokens::ring_provider::install();
         let issuer = self.issuer.trim_end_matches('/').to_owned();

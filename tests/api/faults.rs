@@ -291,6 +291,8 @@ async fn replicas_share_keys_revocations_quotas_and_signing_keys() {
     for node in &nodes {
         let verifier = keymint::validator::Verifier::builder(ISSUER)
             .jwks_uri(format!("{node}/.well-known/jwks.json"))
+            // The shared issuer URL is not served here: read each replica.
+            .status_origin(node.as_str())
             .audience("urn:keymint:tenant:default")
             .build()
             .unwrap();

@@ -53,6 +53,10 @@ pub(super) struct StatusOptions {
     pub(super) min_refresh: Duration,
     /// `None`: [`STALE_TTLS`] × the list's ttl.
     pub(super) max_stale: Option<Duration>,
+    /// Where lists on the issuer's origin are fetched from, when this
+    /// verifier reaches keymint at another address (as `jwks_uri` does for
+    /// the key set). The token's URI still names the list (`sub`).
+    pub(super) fetch_origin: Option<String>,
 }
 
 impl Default for StatusOptions {
@@ -62,6 +66,7 @@ impl Default for StatusOptions {
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
             min_refresh: Duration::from_secs(1),
             max_stale: None,
+            fetch_origin: None,
         }
     }
 }
@@ -70,6 +75,8 @@ impl Default for StatusOptions {
 pub(super) struct StatusLists {
     options: StatusOptions,
     rules: ListRules,
+    /// `options.fetch_origin`, parsed and checked.
+    fetch_origin: Option<url::Url>,
     issuer: url::Url,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     fetches: AtomicU64,
@@ -124,6 +131,16 @@ impl StatusLists {
         if options.max_stale.is_some_and(|d| d > MAX_CACHE_CEILING) {
             return config("status_max_stale must be at most 24 h");
         }
+        let fetch_origin = match &options.fetch_origin {
+            None => None,
+            Some(origin) => {
+                let parsed = url::Url::parse(origin)
+                    .map_err(|e| VerifyError::Config(format!("status_origin: {e}")))?;
+                super::policy::secure_enough(&parsed)
+                    .map_err(|e| VerifyError::Config(format!("status_origin {e}")))?;
+                Some(parsed)
+            }
+        };
         let rules = ListRules {
             leeway_s,
             max_list_bytes: options.max_list_bytes,
@@ -133,6 +150,7 @@ impl StatusLists {
         Ok(Self {
             options,
             rules,
+            fetch_origin,
             issuer: issuer.clone(),
             entries: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
@@ -180,7 +198,13 @@ impl StatusLists {
                 self.issuer.origin().ascii_serialization()
             )));
         }
-        Ok(parsed)
+        let Some(origin) = &self.fetch_origin else {
+            return Ok(parsed);
+        };
+        let mut moved = origin.clone();
+        moved.set_path(parsed.path());
+        moved.set_query(parsed.query());
+        Ok(moved)
     }
 
     /// The list at `uri`: the cached copy while fresh, else a fetch (one
