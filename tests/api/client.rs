@@ -92,6 +92,33 @@ pub async fn admin_token_at(
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Creates a key through the admin API at `node` (a server that is not a
+/// `TestApp`); returns its view with `key`.
+pub async fn create_key_at(http: &reqwest::Client, node: &str, admin: &str, body: Value) -> Value {
+    let response = http
+        .post(format!("{node}/api/v1/keys"))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "create key");
+    response.json().await.unwrap()
+}
+
+/// Exchanges `secret` at `node`'s `/api/v1/token`; returns the access token.
+pub async fn access_token_at(http: &reqwest::Client, node: &str, secret: &str) -> String {
+    let response = http
+        .post(format!("{node}/api/v1/token"))
+        .header("X-API-Key", secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "token");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// What an admin-API or token call answered.
 #[derive(Debug, Clone)]
 pub struct Answer {

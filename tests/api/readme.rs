@@ -1,7 +1,28 @@
 //! The README's five-minute path, run as written against a real server
 //! (only the port, the binary and the pasted key are substituted).
 
+use crate::client::{access_token_at, admin_token_at, create_key_at};
 use crate::helpers::{BIN, Backend, ServerProcess, TestDatabase};
+
+/// A server on a fresh SQLite database whose bootstrap key went to a file,
+/// and that key (the README's "paste the key from the first terminal").
+async fn server_with_bootstrap_key() -> (TestDatabase, ServerProcess, String) {
+    let db = TestDatabase::new(Backend::Sqlite);
+    let bootstrap_file = db.dir.path().join("bootstrap.key");
+    let server = ServerProcess::start(
+        &db,
+        &[(
+            "KEYMINT_BOOTSTRAP_KEY_FILE",
+            &bootstrap_file.to_string_lossy(),
+        )],
+    )
+    .await;
+    let bootstrap = std::fs::read_to_string(&bootstrap_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    (db, server, bootstrap)
+}
 
 fn block_after(readme: &str, marker: &str) -> String {
     let rest = readme
@@ -34,20 +55,7 @@ async fn the_five_minute_path_works_as_written() {
     let script = block_after(&readme, "<!-- five-minutes -->");
     let verify_py = block_after(&readme, "<!-- verify.py -->");
 
-    let db = TestDatabase::new(Backend::Sqlite);
-    let bootstrap_file = db.dir.path().join("bootstrap.key");
-    let server = ServerProcess::start(
-        &db,
-        &[(
-            "KEYMINT_BOOTSTRAP_KEY_FILE",
-            &bootstrap_file.to_string_lossy(),
-        )],
-    )
-    .await;
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_db, server, bootstrap) = server_with_bootstrap_key().await;
     let base = format!("http://127.0.0.1:{}", server.port);
 
     let substitute = |text: &str| text.replace("http://127.0.0.1:8080", &base);
@@ -110,43 +118,18 @@ async fn the_node_snippet_checks_the_status_list() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let module = block_after(&readme, "<!-- verify.mjs -->");
 
-    let db = TestDatabase::new(Backend::Sqlite);
-    let bootstrap_file = db.dir.path().join("bootstrap.key");
-    let server = ServerProcess::start(
-        &db,
-        &[(
-            "KEYMINT_BOOTSTRAP_KEY_FILE",
-            &bootstrap_file.to_string_lossy(),
-        )],
-    )
-    .await;
-    let bootstrap = std::fs::read_to_string(&bootstrap_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (_db, server, bootstrap) = server_with_bootstrap_key().await;
     let base = server.base_url();
     let http = reqwest::Client::new();
-    let admin = crate::client::admin_token_at(&http, &base, &bootstrap, &base).await;
-    let created: serde_json::Value = http
-        .post(format!("{base}/api/v1/keys"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"name": "node", "scopes": ["orders:read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token: serde_json::Value = http
-        .post(format!("{base}/api/v1/token"))
-        .header("X-API-Key", created["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let admin = admin_token_at(&http, &base, &bootstrap, &base).await;
+    let created = create_key_at(
+        &http,
+        &base,
+        &admin,
+        serde_json::json!({"name": "node", "scopes": ["orders:read"]}),
+    )
+    .await;
+    let token = access_token_at(&http, &base, created["key"].as_str().unwrap()).await;
 
     let work = tempfile::tempdir().unwrap();
     let module = module

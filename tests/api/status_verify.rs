@@ -10,7 +10,7 @@ use keymint::validator::{Verifier, VerifyError};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::client::admin_token_at;
+use crate::client::{access_token_at, admin_token_at, create_key_at};
 use crate::helpers::{Backend, ServerProcess, free_port, spawn_app_with};
 
 const TTL_S: u64 = 5;
@@ -112,26 +112,14 @@ async fn a_revocation_on_one_replica_is_in_the_others_list() {
     .await;
     let http = reqwest::Client::new();
     let admin = admin_token_at(&http, &a.address, &a.bootstrap_key, &issuer).await;
-    let created: serde_json::Value = http
-        .post(format!("{}/api/v1/keys", a.address))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "on-a", "scopes": ["orders:read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let minted: serde_json::Value = http
-        .post(format!("{}/api/v1/token", a.address))
-        .header("X-API-Key", created["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = minted["access_token"].as_str().unwrap().to_owned();
+    let created = create_key_at(
+        &http,
+        &a.address,
+        &admin,
+        json!({"name": "on-a", "scopes": ["orders:read"]}),
+    )
+    .await;
+    let token = access_token_at(&http, &a.address, created["key"].as_str().unwrap()).await;
     let verifier = Verifier::builder(&issuer)
         .audience(AUDIENCE)
         .build()
