@@ -63,6 +63,9 @@ pub enum Command {
     /// Manage the master key that encrypts secrets at rest.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
+    /// Secret scanning: what finds keymint keys in code and logs.
+    #[command(subcommand)]
+    Leaks(LeaksCommand),
     /// Benchmark support: insert COUNT keys in bulk and write `id secret`
     /// lines to OUT. Not for production data.
     #[command(hide = true, name = "bench-seed")]
@@ -78,6 +81,13 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         owners: Option<u64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaksCommand {
+    /// Print the regular expressions of this server's key format (the
+    /// configured prefix), for a code host's custom secret-scanning pattern.
+    Patterns,
 }
 
 #[derive(Debug, Subcommand)]

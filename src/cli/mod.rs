@@ -15,8 +15,8 @@ mod client;
 mod runtime;
 
 pub use args::{
-    Cli, Command, CreateKeyArgs, KeysCommand, MasterKeyCommand, ServeArgs, SettingsCommand,
-    SigningKeysCommand,
+    Cli, Command, CreateKeyArgs, KeysCommand, LeaksCommand, MasterKeyCommand, ServeArgs,
+    SettingsCommand, SigningKeysCommand,
 };
 
 use crate::config::{Overrides, Settings};
@@ -61,6 +61,10 @@ pub fn main() -> ExitCode {
         }) => admin::set_settings(&settings, &tenant, &assignments),
         Command::MasterKey(MasterKeyCommand::Rotate { new_key_file }) => {
             admin::rotate_master_key(&settings, &new_key_file)
+        }
+        Command::Leaks(LeaksCommand::Patterns) => {
+            print_scan_pattern(&settings.tokens.key_prefix);
+            Ok(())
         }
         Command::BenchSeed {
             count,
@@ -120,4 +124,14 @@ fn migrate(settings: Settings) -> Result<(), String> {
         println!("migrations are up to date");
         Ok(())
     })
+}
+
+/// `keymint leaks patterns`: the fields of a custom secret-scanning pattern,
+/// then the same as one expression.
+fn print_scan_pattern(prefix: &str) {
+    let pattern = crate::keys::secret::ScanPattern::for_prefix(prefix);
+    println!("secret format: {}", pattern.secret);
+    println!("before secret: {}", pattern.before);
+    println!("after secret:  {}", pattern.after);
+    println!("one expression (grep -E): {}", pattern.single());
 }

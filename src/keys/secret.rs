@@ -33,6 +33,36 @@ pub enum SecretError {
     Random,
 }
 
+/// Regular expressions for a secret scanner (a code host's custom pattern:
+/// the secret's format, and what may stand before and after it). A regular
+/// expression cannot check the CRC-32; the scanner's match is checked again
+/// when it is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPattern {
+    pub secret: String,
+    pub before: &'static str,
+    pub after: &'static str,
+}
+
+impl ScanPattern {
+    /// Keys with `prefix`: `<prefix>_` then 32 random and 6 checksum
+    /// characters of the base62 alphabet. The boundaries keep a key from
+    /// matching inside a longer word (`x_km_…` or a 39th character).
+    pub fn for_prefix(prefix: &str) -> Self {
+        Self {
+            secret: format!("{prefix}_[0-9A-Za-z]{{{BODY_LEN}}}"),
+            before: r"\A|[^0-9A-Za-z_]",
+            after: r"\z|[^0-9A-Za-z]",
+        }
+    }
+
+    /// The three as one POSIX extended expression (`grep -E`), for scanners
+    /// that take a single pattern.
+    pub fn single(&self) -> String {
+        format!("(^|[^0-9A-Za-z_]){}($|[^0-9A-Za-z])", self.secret)
+    }
+}
+
 pub fn is_valid_prefix(prefix: &str) -> bool {
     crate::domain::key_prefix::is_valid(prefix)
 }

@@ -25,6 +25,7 @@ mod powers_matrix;
 mod powers_model;
 mod readme;
 mod replicas;
+mod scan_pattern;
 mod search;
 mod settings;
 mod signing;
