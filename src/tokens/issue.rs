@@ -35,8 +35,18 @@ pub struct AccessClaims {
     /// Where verifiers read the key's status (Token Status List): every
     /// token of a key names the key's entry, so revoking the key reaches
     /// offline verifiers within the list's `ttl`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "present"
+    )]
     pub status: Option<StatusClaim>,
+}
+
+/// A `status` member, when there is one, must be a status claim: `null`
+/// is malformed, not absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<StatusClaim>, D::Error> {
+    StatusClaim::deserialize(d).map(Some)
 }
 
 /// What the client asked for, as sent (not yet validated).

@@ -300,7 +300,7 @@ impl Verifier {
         let key_for = |kid: String, alg| async move { self.key_for(&kid, alg).await };
         self.inner
             .status
-            .check(token, &self.inner.client, &key_for)
+            .check(claims.status.as_ref(), &self.inner.client, &key_for)
             .await?;
         Ok(claims)
     }

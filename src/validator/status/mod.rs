@@ -21,9 +21,9 @@ use reqwest::header::{ACCEPT, ETAG, IF_NONE_MATCH};
 
 use super::error::{StatusListProblem, VerifyError};
 use super::policy::{BodyError, MAX_CACHE_CEILING, read_bounded, secure_enough, with_causes};
-use crate::domain::status_list::StatusList;
+use crate::domain::status_list::{StatusClaim, StatusList};
 use list_token::{ListRules, invalid_list, problem};
-use reference::{judge, status_reference};
+use reference::judge;
 
 mod list_token;
 mod reference;
@@ -161,12 +161,12 @@ impl StatusLists {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Checks the status of `token`, whose signature and claims were just
-    /// verified; `key_for(kid, alg)` finds the issuer's keys (the
+    /// Checks the status claim of a token whose signature and claims were
+    /// just verified; `key_for(kid, alg)` finds the issuer's keys (the
     /// verifier's cached key set).
     pub(super) async fn check<K, F>(
         &self,
-        token: &str,
+        claim: Option<&StatusClaim>,
         client: &reqwest::Client,
         key_for: &K,
     ) -> Result<(), VerifyError>
@@ -174,7 +174,10 @@ impl StatusLists {
         K: Fn(String, Algorithm) -> F,
         F: Future<Output = Result<DecodingKey, VerifyError>>,
     {
-        let Some(reference) = status_reference(token)? else {
+        let Some(StatusClaim {
+            status_list: reference,
+        }) = claim
+        else {
             return match self.options.require {
                 true => Err(VerifyError::StatusMissing),
                 false => Ok(()),
