@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::client::{Form, admin_token_at};
+use crate::client::{Form, access_token_at, admin_token_at};
 use crate::helpers::{
     Backend, ServerProcess, TestApp, TestDatabase, postgres_admin_url, spawn_app_with,
 };
@@ -291,18 +291,8 @@ async fn a_rotation_reaches_the_jwks_at_once(backend: Backend) {
 
 /// The `kid` a replica signs with now, for `secret`.
 async fn kid_at(http: &reqwest::Client, node: &str, secret: &str) -> String {
-    let response = http
-        .post(format!("{node}/api/v1/token"))
-        .header("X-API-Key", secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    jsonwebtoken::decode_header(body["access_token"].as_str().unwrap())
-        .unwrap()
-        .kid
-        .unwrap()
+    let token = access_token_at(http, node, secret).await;
+    jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
 }
 
 async fn jwks_at(http: &reqwest::Client, node: &str) -> String {
