@@ -3,16 +3,15 @@
 //! JWT" together, and the whole exchange in-process against SQLite (look-up,
 //! policy, claims, signature). Run with `cargo bench --bench exchange`.
 
+mod common;
+
 use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, Validation};
-use keymint::config::{Overrides, Settings};
-use keymint::crypto::master::MasterKey;
 use keymint::keys::secret::ApiKeySecret;
 use keymint::tokens::issue::AccessClaims;
-use keymint::tokens::signing::{self, KeyRing};
 
 fn claims(now: i64) -> AccessClaims {
     AccessClaims {
@@ -35,19 +34,12 @@ fn claims(now: i64) -> AccessClaims {
 }
 
 fn bench(c: &mut Criterion) {
-    keymint::tokens::ring_provider::install();
-    let settings = Settings::from_toml(&[], &Overrides::default()).expect("default settings");
-    let master = MasterKey::from_bytes([7; 32]);
-    let now = Utc::now().naive_utc();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut database = settings.database.clone();
-    database.target = keymint::config::DatabaseTarget::Sqlite(dir.path().join("bench.db"));
-    let mut conn = keymint::db::connect(&database).expect("sqlite");
-    keymint::db::migrate(&mut conn).expect("migrations");
-    keymint::crypto::check::record(&mut conn, &master, now).expect("check row");
-    signing::ensure_keys(&mut conn, &master, &settings.signing, now).expect("signing keys");
-    let rows = signing::load_rows(&mut conn).expect("rows");
-    let ring = KeyRing::load(&rows, &master, &settings.signing, now).expect("key ring");
+    let common::Fixture {
+        settings,
+        mut conn,
+        ring,
+        ..
+    } = common::fixture();
     let secret = ApiKeySecret::generate("km", &ring::rand::SystemRandom::new()).expect("secret");
     let presented = secret.expose().to_owned();
     let now_unix = Utc::now().timestamp();

@@ -3,14 +3,14 @@
 //! costs: packing its entries, ZLIB at the best level, base64url, ES256.
 //! Run with `cargo bench --bench status_list`; the sizes are printed first.
 
+mod common;
+
 use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
-use keymint::config::{Overrides, Settings};
-use keymint::crypto::master::MasterKey;
 use keymint::domain::status_list::{BITS, SHARD_SIZE, Status, StatusList, TOKEN_TYPE, list_uri};
-use keymint::tokens::signing::{self, KeyRing, Signer};
+use keymint::tokens::signing::Signer;
 use serde_json::json;
 
 /// The non-VALID entries of `keys` keys with one in a hundred revoked,
@@ -49,19 +49,7 @@ fn list_token(signer: &Signer, issuer: &str, list_id: u64, invalid: &[u64], now:
 }
 
 fn bench(c: &mut Criterion) {
-    keymint::tokens::ring_provider::install();
-    let settings = Settings::from_toml(&[], &Overrides::default()).expect("default settings");
-    let master = MasterKey::from_bytes([7; 32]);
-    let now = Utc::now().naive_utc();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut database = settings.database.clone();
-    database.target = keymint::config::DatabaseTarget::Sqlite(dir.path().join("bench.db"));
-    let mut conn = keymint::db::connect(&database).expect("sqlite");
-    keymint::db::migrate(&mut conn).expect("migrations");
-    keymint::crypto::check::record(&mut conn, &master, now).expect("check row");
-    signing::ensure_keys(&mut conn, &master, &settings.signing, now).expect("signing keys");
-    let rows = signing::load_rows(&mut conn).expect("rows");
-    let ring = KeyRing::load(&rows, &master, &settings.signing, now).expect("key ring");
+    let common::Fixture { settings, ring, .. } = common::fixture();
     let now_unix = Utc::now().timestamp();
     let signer = ring.signer(now_unix).expect("an active key");
     let issuer = settings.tokens.issuer.clone();
