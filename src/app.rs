@@ -64,6 +64,12 @@ pub struct AppState {
     /// list route serves them (rebuilding first when the database moved on)
     /// and the background loop keeps them fresh.
     pub status_lists: Arc<StatusLists>,
+    /// Security events out: the receiver guard, the delivery client and
+    /// the worker the background loop runs (one replica at a time, under
+    /// the `events` lease).
+    pub events: Arc<crate::events::Outbound>,
+    /// Leak reports' sender keys and per-address budget.
+    pub leaks: Arc<crate::leaks::Leaks>,
     /// Set on SIGTERM/SIGINT: the replica is leaving (see `server.drain_s`).
     /// Written by the signal handler, read by readiness (503) and the
     /// request middleware (`Connection: close`).
@@ -77,6 +83,15 @@ impl AppState {
             pool: &self.pool,
             inline: &self.inline,
             keyring: &self.keyring,
+        }
+    }
+
+    /// What the event worker reads through.
+    pub fn event_sources(&self) -> crate::events::Sources<'_> {
+        crate::events::Sources {
+            pool: &self.pool,
+            keyring: &self.keyring,
+            master: &self.master,
         }
     }
 

@@ -47,6 +47,9 @@ const FLOORS: &[(&str, &[&str])] = &[
             "tokens::signing::store",
             "grants::store",
             "janitor::store",
+            // The outbox is written by `audit::write`, in the change's own
+            // transaction.
+            "events::store",
         ],
     ),
     ("crypto/tokens", &["crypto", "tokens"]),
@@ -67,6 +70,11 @@ const FLOORS: &[(&str, &[&str])] = &[
             // Token Status Lists: built from `keys::store`, signed with the
             // key ring; served by `routes::status_lists`.
             "status_lists",
+            // Security events: the delivery worker, the receiver guard and
+            // the event-stream admin service.
+            "events",
+            // Leak reports in: verified, then answered from `keys::store`.
+            "leaks",
         ],
     ),
     ("app", &["app"]),

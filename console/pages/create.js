@@ -13,7 +13,7 @@ import * as session from '../session.js';
 /** The scopes that only admin-audience tokens carry (DESIGN §5 "Powers"). */
 export const RESERVED_SCOPES = [
   'admin:keys:read', 'admin:keys:write', 'admin:settings', 'admin:audit',
-  'admin:signing-keys', 'admin:tenants', 'keys:self', 'tokens:introspect',
+  'admin:signing-keys', 'admin:tenants', 'admin:events', 'keys:self', 'tokens:introspect',
 ];
 /** Reserved scopes that exist only in the system tenant. */
 const SYSTEM_ONLY = ['admin:tenants', 'admin:signing-keys'];

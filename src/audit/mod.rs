@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::models::AuditEvent;
 use crate::db::schema::audit_events;
 use crate::db::{AnyConnection, ReadBound};
+use crate::events::store as outbox;
 
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -126,20 +127,69 @@ fn event_row(
     }
 }
 
+/// Writes the event, and in the same transaction the security events it
+/// sends to the tenant's receivers (see [`crate::events`]).
 pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) -> QueryResult<()> {
     let event = event_row(&record, at, 1, None);
     diesel::insert_into(audit_events::table)
         .values(&event)
         .execute(conn)?;
+    send(conn, &record, at)
+}
+
+/// [`write`] once per `dedup` ever: a second report of the same thing
+/// writes nothing and sends nothing. Whether this call wrote it.
+pub fn write_once(
+    conn: &mut AnyConnection,
+    record: Record<'_>,
+    dedup: &str,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let event = event_row(&record, at, 1, Some(format!("{}:{dedup}", record.action)));
+    // Nested: on PostgreSQL a failed statement aborts the transaction around it.
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(audit_events::table)
+            .values(&event)
+            .execute(conn)
+    });
+    match inserted {
+        Ok(_) => send(conn, &record, at).map(|()| true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+fn send(conn: &mut AnyConnection, record: &Record<'_>, at: NaiveDateTime) -> QueryResult<()> {
+    outbox::enqueue(
+        conn,
+        &outbox::Change {
+            tenant_id: record.tenant_id,
+            action: record.action,
+            target_id: record.target_id,
+            request_id: record.origin.request_id.as_deref(),
+            actor_type: actor_type(record.actor.kind),
+            details: &record.details,
+        },
+        at,
+    )?;
     Ok(())
 }
 
-pub const ACTIONS: [&str; 15] = [
+pub const ACTIONS: [&str; 21] = [
     "key.created",
     "key.updated",
     "key.revoked",
     "key.deleted",
     "key.rotated",
+    "key.expiring",
+    "key.leaked",
+    "event_stream.created",
+    "event_stream.updated",
+    "event_stream.deleted",
+    "event_stream.replayed",
     "token.revoked",
     "token.denied",
     "settings.updated",

@@ -271,11 +271,13 @@ pub fn rotate_master_key(
         .map_err(|e| e.to_string())?;
     let done = crate::crypto::rotate::rotate(&mut conn, &old, &new).map_err(|e| e.to_string())?;
     eprintln!(
-        "re-encrypted {} signing key(s) and {} advanced key secret(s) under master key {}; \
+        "re-encrypted {} signing key(s), {} advanced key secret(s) and {} event receiver \
+         secret(s) under master key {}; \
          running servers write no secrets until they have it: put it in their key file \
          (re-read every signing.reload_s) or restart them with KEYMINT_MASTER_KEY_FILE={}",
         done.signing_keys,
         done.api_key_secrets,
+        done.event_stream_secrets,
         new.id(),
         new_key_file.display()
     );

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::settings::*;
 use crate::domain::key_prefix::KeyPrefix;
+use crate::domain::sender_key::SenderKey;
 
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -30,6 +31,8 @@ struct RawSettings {
     metrics: MetricsSettings,
     cors: CorsSettings,
     statuslist: StatusListSettings,
+    events: EventSettings,
+    leaks: LeakSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +224,55 @@ impl RawSettings {
         check_range("audit.retention_days", self.audit.retention_days, 1, 36_500)?;
         check_range("janitor.interval_s", self.janitor.interval_s, 1, 3_600)?;
         check_range("statuslist.ttl_s", self.statuslist.ttl_s, 5, 3_600)?;
+        let events = &self.events;
+        check_range(
+            "events.poll_interval_ms",
+            events.poll_interval_ms,
+            50,
+            60_000,
+        )?;
+        check_range("events.timeout_ms", events.timeout_ms, 100, 60_000)?;
+        check_range("events.max_attempts", events.max_attempts, 1, 50)?;
+        check_range(
+            "events.backoff_base_ms",
+            events.backoff_base_ms,
+            10,
+            600_000,
+        )?;
+        check_range("events.backoff_max_s", events.backoff_max_s, 1, 86_400)?;
+        check_range("events.lease_s", events.lease_s, 1, 3_600)?;
+        check_range("events.expiry_scan_s", events.expiry_scan_s, 1, 86_400)?;
+        check_range("events.retention_days", events.retention_days, 1, 3_650)?;
+        if !self.leaks.reports_per_s.is_finite() {
+            return Err(ConfigError::field(
+                "leaks.reports_per_s",
+                "must be a number",
+            ));
+        }
+        check_range(
+            "leaks.reports_per_s",
+            self.leaks.reports_per_s,
+            0.1,
+            10_000.0,
+        )?;
+        for (i, sender) in self.leaks.sender_keys.iter().enumerate() {
+            let path = format!("leaks.sender_keys[{i}]");
+            if sender.key_identifier.is_empty() || sender.key_identifier.len() > 200 {
+                return Err(ConfigError::field(
+                    &path,
+                    "key_identifier must be 1 to 200 characters",
+                ));
+            }
+            if let Err(why) = SenderKey::from_pem(&sender.key_identifier, &sender.key) {
+                return Err(ConfigError::field(&path, format!("key {why}")));
+            }
+        }
+        if events.lease_s * 1000 <= events.timeout_ms {
+            return Err(ConfigError::field(
+                "events.lease_s",
+                "must be longer than events.timeout_ms, or a slow delivery outlives the lease",
+            ));
+        }
         check_range(
             "tokens.max_jwt_bytes",
             self.tokens.max_jwt_bytes,
@@ -272,6 +324,8 @@ impl RawSettings {
             metrics: self.metrics,
             cors: self.cors,
             statuslist: self.statuslist,
+            events: self.events,
+            leaks: self.leaks,
         })
     }
 }

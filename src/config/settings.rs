@@ -123,6 +123,52 @@ pub struct StatusListSettings {
     pub ttl_s: u64,
 }
 
+/// Security events pushed to receivers (RFC 8417 SETs over RFC 8935).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Networks a receiver may be in although they are not public (loopback,
+    /// private, link-local …); there `http` is accepted too. Empty: only
+    /// public addresses, over https.
+    pub allowed_networks: Vec<IpNet>,
+    /// How often the delivering replica looks for due events.
+    pub poll_interval_ms: u64,
+    /// One delivery attempt's bound, connect and response included.
+    pub timeout_ms: u64,
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles, up to `backoff_max_s`,
+    /// with jitter.
+    pub backoff_base_ms: u64,
+    pub backoff_max_s: u64,
+    /// How long the delivering replica's lease lasts without renewal: after
+    /// a crash, another replica (or the restarted one) takes over this late.
+    pub lease_s: u64,
+    /// How often expiry warnings are looked for.
+    pub expiry_scan_s: u64,
+    /// Delivered and failed events are kept this long for the deliveries view.
+    pub retention_days: u32,
+}
+
+/// Leak reports in (`POST /api/v1/leaks`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakSettings {
+    /// The public keys whose ECDSA signature a report must carry, as code
+    /// hosts publish them. Empty: every report is refused.
+    pub sender_keys: Vec<SenderKeyConfig>,
+    /// Reports per second per client address (burst ⌈rate⌉), per replica.
+    pub reports_per_s: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderKeyConfig {
+    pub key_identifier: String,
+    /// PEM `PUBLIC KEY` (ECDSA P-256).
+    pub key: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorsSettings {
@@ -235,6 +281,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub cors: CorsSettings,
     pub statuslist: StatusListSettings,
+    pub events: EventSettings,
+    pub leaks: LeakSettings,
 }
 
 /// Values given on the command line; they win over every other layer.

@@ -10,7 +10,7 @@
 use diesel::prelude::*;
 
 use super::master::{Aad, MasterKey, MasterKeyError, Purpose};
-use crate::db::schema::{api_keys, locks, master_key_check, signing_keys};
+use crate::db::schema::{api_keys, event_streams, locks, master_key_check, signing_keys};
 use crate::db::{self, AnyConnection};
 
 /// Test-only (debug builds): stop at a point of the rotation and wait to be
@@ -39,6 +39,7 @@ pub enum RotateError {
 pub struct Rotated {
     pub signing_keys: usize,
     pub api_key_secrets: usize,
+    pub event_stream_secrets: usize,
 }
 
 fn reseal(
@@ -165,6 +166,29 @@ pub fn rotate(
                 ))
                 .execute(conn)?;
             done.api_key_secrets += 1;
+            resealed += 1;
+            pause_at(&resealed.to_string());
+        }
+        let rows: Vec<(String, String, Option<Vec<u8>>)> = event_streams::table
+            .filter(event_streams::bearer_secret.is_not_null())
+            .select((
+                event_streams::id,
+                event_streams::tenant_id,
+                event_streams::bearer_secret,
+            ))
+            .load(conn)?;
+        for (id, tenant_id, sealed) in rows {
+            let Some(sealed) = sealed else { continue };
+            let aad = Aad {
+                table: "event_streams",
+                row_id: &id,
+                tenant: &tenant_id,
+            };
+            let resealed_secret = reseal(old, new, Purpose::EventStreamSecrets, &aad, &sealed)?;
+            diesel::update(event_streams::table.find(&id))
+                .set(event_streams::bearer_secret.eq(Some(resealed_secret)))
+                .execute(conn)?;
+            done.event_stream_secrets += 1;
             resealed += 1;
             pause_at(&resealed.to_string());
         }

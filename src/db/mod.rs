@@ -12,6 +12,7 @@ pub mod error;
 mod files;
 mod inline;
 mod lane;
+pub mod lease;
 pub mod models;
 mod pool;
 pub mod schema;

@@ -4,7 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{api_keys, audit_events, signing_keys, tenant_audiences, tenants};
+use super::schema::{
+    api_keys, audit_events, event_outbox, event_streams, signing_keys, tenant_audiences, tenants,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable, AsChangeset)]
 #[diesel(table_name = tenants)]
@@ -24,6 +26,11 @@ pub struct Tenant {
     pub default_rate_limit_per_s: f64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// JSON list of days before a key's expiry that each send one
+    /// `key-expiring` event.
+    pub expiry_warning_days: String,
+    /// `revoke` or `notify`: what a leak report matching a key does.
+    pub leak_response: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -256,4 +263,55 @@ mod tests {
             "{shown}"
         );
     }
+}
+
+/// A receiver of a tenant's security events. `bearer_secret` is sealed under
+/// the master key; its `Debug` does not show it.
+#[derive(Clone, Queryable, Selectable, Identifiable, Insertable, AsChangeset)]
+#[diesel(table_name = event_streams, treat_none_as_null = true)]
+pub struct EventStream {
+    pub id: String,
+    pub tenant_id: String,
+    pub endpoint: String,
+    pub audience: String,
+    /// JSON list of event URIs; `None`: every event.
+    pub events: Option<String>,
+    pub enabled: bool,
+    pub bearer_secret: Option<Vec<u8>>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("endpoint", &self.endpoint)
+            .field("audience", &self.audience)
+            .field("enabled", &self.enabled)
+            .field("has_bearer_secret", &self.bearer_secret.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One event for one stream: the SET's `jti` is `id`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = event_outbox)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub stream_id: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub subject_id: Option<String>,
+    pub txn: Option<String>,
+    pub occurred_at: NaiveDateTime,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_attempt_at: Option<NaiveDateTime>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
 }

@@ -19,6 +19,8 @@ diesel::table! {
         default_rate_limit_per_s -> Double,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        expiry_warning_days -> Text,
+        leak_response -> Text,
     }
 }
 
@@ -135,6 +137,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(event_outbox -> event_streams (stream_id));
 diesel::joinable!(tenant_audiences -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -147,6 +150,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     master_key_check,
     locks,
+    event_streams,
+    event_outbox,
 );
 
 diesel::table! {
@@ -154,5 +159,48 @@ diesel::table! {
         id -> Integer,
         next_idx -> BigInt,
         version -> BigInt,
+    }
+}
+
+diesel::table! {
+    event_streams (id) {
+        id -> Text,
+        tenant_id -> Text,
+        endpoint -> Text,
+        audience -> Text,
+        events -> Nullable<Text>,
+        enabled -> Bool,
+        bearer_secret -> Nullable<Binary>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    event_outbox (id) {
+        id -> Text,
+        stream_id -> Text,
+        tenant_id -> Text,
+        event_type -> Text,
+        subject_id -> Nullable<Text>,
+        txn -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    expiry_warnings (key_id, days, expires_at) {
+        key_id -> Text,
+        days -> Integer,
+        expires_at -> Timestamp,
+        sent_at -> Timestamp,
     }
 }

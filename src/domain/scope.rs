@@ -10,16 +10,19 @@ pub const ADMIN_SETTINGS: &str = "admin:settings";
 pub const ADMIN_AUDIT: &str = "admin:audit";
 pub const ADMIN_SIGNING_KEYS: &str = "admin:signing-keys";
 pub const ADMIN_TENANTS: &str = "admin:tenants";
+/// Registers and manages the tenant's security-event receivers.
+pub const ADMIN_EVENTS: &str = "admin:events";
 pub const KEYS_SELF: &str = "keys:self";
 pub const TOKENS_INTROSPECT: &str = "tokens:introspect";
 
-pub const RESERVED: [&str; 8] = [
+pub const RESERVED: [&str; 9] = [
     ADMIN_KEYS_READ,
     ADMIN_KEYS_WRITE,
     ADMIN_SETTINGS,
     ADMIN_AUDIT,
     ADMIN_SIGNING_KEYS,
     ADMIN_TENANTS,
+    ADMIN_EVENTS,
     KEYS_SELF,
     TOKENS_INTROSPECT,
 ];

@@ -244,6 +244,42 @@ impl Body {
         }
     }
 
+    /// A list of at most `max_items` whole numbers, each `min..=max`.
+    pub fn integers(
+        &mut self,
+        name: &str,
+        max_items: usize,
+        min: i64,
+        max: i64,
+    ) -> Field<Vec<i64>> {
+        let message =
+            format!("must be a list of at most {max_items} whole numbers from {min} to {max}");
+        match self.take(name) {
+            Field::Value(Value::Array(items)) => {
+                let numbers: Option<Vec<i64>> = (items.len() <= max_items)
+                    .then(|| {
+                        items
+                            .iter()
+                            .map(|v| v.as_i64().filter(|n| (min..=max).contains(n)))
+                            .collect()
+                    })
+                    .flatten();
+                match numbers {
+                    Some(numbers) => Field::Value(numbers),
+                    None => {
+                        self.error(name, message);
+                        Field::Absent
+                    }
+                }
+            }
+            Field::Value(_) => {
+                self.error(name, message);
+                Field::Absent
+            }
+            other => other.map_value(),
+        }
+    }
+
     /// A JSON object whose serialised size is at most `max_bytes`.
     pub fn object(&mut self, name: &str, max_bytes: usize) -> Field<Value> {
         match self.take(name) {

@@ -12,6 +12,7 @@ use diesel::QueryResult;
 use crate::audit;
 use crate::config::Settings;
 use crate::db::{AnyConnection, DbError};
+use crate::events::store as events_store;
 use crate::grants::store as grants_store;
 use crate::tokens::signing::store as signing_store;
 use crate::tokens::signing::{LEEWAY_S, MAX_TOKEN_TTL_S};
@@ -22,6 +23,7 @@ pub struct Purged {
     pub revoked_tokens: usize,
     pub signing_keys: usize,
     pub audit_events: usize,
+    pub event_deliveries: usize,
 }
 
 /// One round; `None` when another replica holds the lease.
@@ -55,10 +57,13 @@ pub fn purge(
     let signing_keys = signing_store::purge_before(conn, now - published_for)?;
     let retention = Duration::days(i64::from(settings.audit.retention_days));
     let audit_events = audit::purge_before(conn, now - retention)?;
+    let kept = Duration::days(i64::from(settings.events.retention_days));
+    let event_deliveries = events_store::purge_before(conn, now - kept)?;
     Ok(Purged {
         nonces,
         revoked_tokens,
         signing_keys,
         audit_events,
+        event_deliveries,
     })
 }

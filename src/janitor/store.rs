@@ -2,10 +2,9 @@
 //! deleted by each table's own store.
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
+use diesel::QueryResult;
 
-use crate::db::AnyConnection;
-use crate::db::schema::locks;
+use crate::db::{AnyConnection, lease};
 
 /// Takes (or renews) the janitor lease for `holder`; false when another
 /// replica holds it.
@@ -15,15 +14,5 @@ pub fn take_lease(
     now: NaiveDateTime,
     length: Duration,
 ) -> QueryResult<bool> {
-    let taken = diesel::update(
-        locks::table.filter(locks::name.eq("janitor")).filter(
-            locks::held_until
-                .is_null()
-                .or(locks::held_until.lt(now))
-                .or(locks::holder.eq(holder)),
-        ),
-    )
-    .set((locks::holder.eq(holder), locks::held_until.eq(now + length)))
-    .execute(conn)?;
-    Ok(taken == 1)
+    lease::take(conn, "janitor", holder, now, length)
 }

@@ -66,6 +66,14 @@ Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JS
         crate::routes::signing_keys::list,
         crate::routes::signing_keys::rotate,
         crate::routes::signing_keys::revoke,
+        crate::routes::event_streams::create,
+        crate::routes::event_streams::list,
+        crate::routes::event_streams::get,
+        crate::routes::event_streams::patch,
+        crate::routes::event_streams::delete,
+        crate::routes::event_streams::deliveries,
+        crate::routes::event_streams::replay,
+        crate::routes::leaks::report,
     ),
     components(schemas(ProblemDoc, OAuthErrorDoc, crate::error::OAuthErrorCode, crate::error::FieldError)),
     modifiers(&SecuritySchemes),
@@ -76,6 +84,7 @@ Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JS
         (name = "keys", description = "API keys"),
         (name = "tenants", description = "Tenants, their policy and audit log"),
         (name = "signing-keys", description = "The JWT signing keys (metadata only)"),
+        (name = "events", description = "Security events (RFC 8417 SETs) pushed to the tenant's receivers (RFC 8935), and leak reports in"),
         (name = "meta", description = "Health and this documentation"),
     )
 )]
@@ -168,5 +177,11 @@ mod tests {
             properties("SettingsPatch"),
             sorted(crate::routes::settings::FIELDS)
         );
+        for schema in ["CreateEventStreamRequest", "PatchEventStreamRequest"] {
+            assert_eq!(
+                properties(schema),
+                sorted(crate::routes::event_streams::FIELDS)
+            );
+        }
     }
 }

@@ -222,8 +222,67 @@ pub struct SettingsPatch {
     pub audiences: Option<Vec<String>>,
     pub default_audience: Option<String>,
     pub default_rate_limit_per_s: Option<f64>,
+    /// Days before a key's expiry at which one `key-expiring` event is sent
+    /// (at most 10, each 1..3650).
+    #[schema(max_items = 10)]
+    pub expiry_warning_days: Option<Vec<i64>>,
+    /// What a leak report matching a key does: `revoke` (default) or `notify`.
+    #[schema(pattern = "^(revoke|notify)$")]
+    pub leak_response: Option<String>,
     /// Apply even if the change locks the caller out.
     pub force: Option<bool>,
+}
+
+/// `POST /api/v1/event-streams`.
+#[derive(Serialize, ToSchema)]
+pub struct CreateEventStreamRequest {
+    /// The receiver: `https` on a public address (or, within
+    /// `events.allowed_networks`, `http` too). Checked again after DNS at
+    /// every delivery; redirects are not followed.
+    #[schema(max_length = 2048)]
+    pub endpoint: String,
+    /// The `aud` of every SET sent to it.
+    #[schema(min_length = 1, max_length = 200)]
+    pub audience: String,
+    /// `urn:keymint:event:…` URIs; absent or `null`: every event.
+    pub events: Option<Vec<String>>,
+    /// Default `true`.
+    pub enabled: Option<bool>,
+    /// Sent as `Authorization: Bearer …`; stored encrypted, never shown.
+    #[schema(min_length = 16, max_length = 512)]
+    pub bearer_secret: Option<String>,
+}
+
+/// `PATCH /api/v1/event-streams/{id}`: a merge patch; `events: null` means
+/// every event, `bearer_secret: null` removes the secret.
+#[derive(Serialize, ToSchema)]
+pub struct PatchEventStreamRequest {
+    #[schema(max_length = 2048)]
+    pub endpoint: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub audience: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    #[schema(min_length = 16, max_length = 512)]
+    pub bearer_secret: Option<String>,
+}
+
+/// One reported token of `POST /api/v1/leaks` (the secret-scanning partner
+/// format).
+#[derive(Serialize, ToSchema)]
+pub struct LeakReport {
+    #[schema(max_length = 512)]
+    pub token: String,
+    /// The sender's name for the token's kind.
+    #[serde(rename = "type")]
+    #[schema(max_length = 100)]
+    pub kind: String,
+    /// Where it was found.
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// e.g. `content`, `commit`, `issue`.
+    #[schema(max_length = 100)]
+    pub source: String,
 }
 
 /// `POST /api/v1/tenants`.

@@ -380,6 +380,11 @@ pub struct SettingsAdmin(pub(super) ());
 #[derive(Debug, Clone, Copy)]
 pub struct Auditor(pub(super) ());
 
+/// `admin:events` over the acting tenant: its event receivers and their
+/// deliveries.
+#[derive(Debug, Clone, Copy)]
+pub struct EventAdmin(pub(super) ());
+
 /// `admin:signing-keys`, held in the system tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct SigningKeyAdmin(pub(super) ());

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::capabilities::{
-    Auditor, Caller, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, SelfService, SettingsAdmin,
-    SigningKeyAdmin, TenantAdmin, insufficient,
+    Auditor, Caller, EventAdmin, KeyAdmin, KeyCreator, KeyReader, KeyRevoker, SelfService,
+    SettingsAdmin, SigningKeyAdmin, TenantAdmin, insufficient,
 };
 use crate::audit::{Actor, Origin};
 use crate::db::models::{ApiKey, Tenant};
@@ -103,6 +103,11 @@ impl Principal {
     pub fn auditor(&self) -> Result<Auditor, ApiError> {
         self.needs(scope::ADMIN_AUDIT)?;
         Ok(Auditor(()))
+    }
+
+    pub fn event_admin(&self) -> Result<EventAdmin, ApiError> {
+        self.needs(scope::ADMIN_EVENTS)?;
+        Ok(EventAdmin(()))
     }
 
     pub fn signing_key_admin(&self) -> Result<SigningKeyAdmin, ApiError> {

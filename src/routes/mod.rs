@@ -4,9 +4,11 @@
 pub mod audit;
 pub mod console;
 pub mod docs;
+pub mod event_streams;
 pub mod fallback;
 pub mod health;
 pub mod keys;
+pub mod leaks;
 pub mod oauth;
 pub mod settings;
 pub mod signing_keys;

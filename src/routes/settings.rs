@@ -6,6 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::app::AppState;
 use crate::domain::audience;
+use crate::domain::events::{
+    LeakResponse, MAX_EXPIRY_WARNING_DAYS, MAX_EXPIRY_WARNINGS, normalize_warning_days,
+};
 use crate::domain::lists::{AllowList, Audiences};
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
@@ -66,6 +69,8 @@ pub(crate) const FIELDS: &[&str] = &[
     "audiences",
     "default_audience",
     "default_rate_limit_per_s",
+    "expiry_warning_days",
+    "leak_response",
     "force",
 ];
 
@@ -118,6 +123,25 @@ pub fn parse_patch(bytes: &[u8]) -> Result<SettingsPatch, ApiError> {
     }
     let f = body.positive_number("default_rate_limit_per_s", 1_000_000.0);
     let default_rate_limit_per_s = not_null(&mut body, "default_rate_limit_per_s", f);
+    let f = body.integers(
+        "expiry_warning_days",
+        MAX_EXPIRY_WARNINGS,
+        1,
+        MAX_EXPIRY_WARNING_DAYS,
+    );
+    let expiry_warning_days =
+        not_null(&mut body, "expiry_warning_days", f).map(|d| normalize_warning_days(&d));
+    let f = body.string("leak_response", 1, 10);
+    let leak_response = match not_null(&mut body, "leak_response", f) {
+        Some(text) => {
+            let parsed = LeakResponse::parse(&text);
+            if parsed.is_none() {
+                body.error("leak_response", "must be \"revoke\" or \"notify\"");
+            }
+            parsed
+        }
+        None => None,
+    };
     let force = body.boolean("force").value().unwrap_or(false);
     body.finish()?;
     Ok(SettingsPatch {
@@ -133,6 +157,8 @@ pub fn parse_patch(bytes: &[u8]) -> Result<SettingsPatch, ApiError> {
             audiences,
             default_audience,
             default_rate_limit_per_s,
+            expiry_warning_days,
+            leak_response,
         },
         force,
     })

@@ -43,7 +43,8 @@ pub(super) async fn stop_on_signal(
 }
 
 /// Periodic work of a running server: flushes of usage and admin.denied
-/// counts, signing-key reloads, the janitor and the status lists' refresh.
+/// counts, signing-key reloads, the janitor, the status lists' refresh and
+/// security-event delivery.
 pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = state.settings.clone();
@@ -52,6 +53,8 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
         let mut reload = tokio::time::interval(Duration::from_secs(settings.signing.reload_s));
         let mut janitor = tokio::time::interval(Duration::from_secs(settings.janitor.interval_s));
         let mut status_lists = tokio::time::interval(crate::status_lists::REFRESH_EVERY);
+        let mut events = tokio::time::interval(state.events.poll_interval());
+        events.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,6 +87,15 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
                         Ok(Ok(_)) => {}
                         Ok(Err(err)) => tracing::warn!(error = %err, "janitor failed"),
                         Err(err) => tracing::warn!(error = %err, "janitor failed"),
+                    }
+                }
+                _ = events.tick() => {
+                    match state.events.tick(state.event_sources(), &holder).await {
+                        Ok(Some(round)) if round != crate::events::Round::default() => {
+                            tracing::info!(?round, "security events delivered");
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "event delivery failed; will retry"),
                     }
                 }
                 _ = status_lists.tick() => {

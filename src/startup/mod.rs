@@ -109,6 +109,8 @@ impl Application {
                 &settings.tokens.issuer,
                 settings.statuslist.ttl_s,
             )),
+            events: Arc::new(crate::events::Outbound::new(&settings).map_err(StartupError::Other)?),
+            leaks: Arc::new(crate::leaks::Leaks::new(&settings.leaks)),
             draining: Arc::default(),
         });
         first_run::announce(

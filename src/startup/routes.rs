@@ -4,8 +4,8 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web;
 
 use crate::routes::{
-    audit, console, docs, fallback, health, keys, oauth, settings, signing_keys, status_lists,
-    tenants, token, wellknown,
+    audit, console, docs, event_streams, fallback, health, keys, leaks, oauth, settings,
+    signing_keys, status_lists, tenants, token, wellknown,
 };
 
 /// Declares the route table once and derives from it both the actix
@@ -71,6 +71,15 @@ route_table! {
         "/signing-keys" { get => signing_keys::list }
         "/signing-keys/rotate" { post => signing_keys::rotate }
         "/signing-keys/{kid}/revoke" { post => signing_keys::revoke }
+        "/event-streams" { post => event_streams::create, get => event_streams::list }
+        "/event-streams/{id}" {
+            get => event_streams::get,
+            patch => event_streams::patch,
+            delete => event_streams::delete,
+        }
+        "/event-streams/{id}/deliveries" { get => event_streams::deliveries }
+        "/event-streams/{id}/deliveries/{delivery}/replay" { post => event_streams::replay }
+        "/leaks" { post => leaks::report }
     }
 }
 

@@ -13,6 +13,7 @@ use super::store;
 use crate::audit::{self, Actor, Origin};
 use crate::db::models::Tenant;
 use crate::db::{self, AnyConnection, Pool};
+use crate::domain::events::parse_warning_days;
 use crate::domain::lists::Audiences;
 use crate::domain::text::ascii_quote;
 use crate::domain::{audience, cidr};
@@ -38,6 +39,10 @@ pub struct SettingsView {
     pub audiences: Vec<String>,
     pub default_audience: String,
     pub default_rate_limit_per_s: f64,
+    /// Days before a key's expiry at which one `key-expiring` event is sent.
+    pub expiry_warning_days: Vec<i64>,
+    /// `revoke` or `notify`: what a leak report matching a key does.
+    pub leak_response: String,
     pub updated_at: String,
 }
 
@@ -59,6 +64,8 @@ fn to_view(tenant: &Tenant, audiences: Vec<String>) -> SettingsView {
         audiences,
         default_audience: tenant.default_audience.clone(),
         default_rate_limit_per_s: tenant.default_rate_limit_per_s,
+        expiry_warning_days: parse_warning_days(&tenant.expiry_warning_days),
+        leak_response: tenant.leak_response.clone(),
         updated_at: tenant
             .updated_at
             .and_utc()
@@ -116,6 +123,12 @@ impl Changes {
         if let Some(v) = self.default_rate_limit_per_s {
             t.default_rate_limit_per_s = v;
         }
+        if let Some(v) = &self.expiry_warning_days {
+            t.expiry_warning_days = serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        }
+        if let Some(v) = self.leak_response {
+            t.leak_response = v.as_str().to_owned();
+        }
         t.updated_at = now;
         let mut errors = Vec::new();
         if t.default_token_ttl_s > t.max_token_ttl_s {
@@ -155,7 +168,9 @@ impl Changes {
             allowed_ip_ranges,
             audiences,
             default_audience,
-            default_rate_limit_per_s
+            default_rate_limit_per_s,
+            expiry_warning_days,
+            leak_response
         );
         out
     }
@@ -322,7 +337,16 @@ pub fn apply(
                 target_type: "tenant",
                 target_id: tenant_id,
                 success: true,
-                details: serde_json::json!({ "fields": changes.changed_fields() }),
+                // `api_keys_enabled` only when it flipped: that is what sends
+                // a tenant-api-keys-enabled/-disabled event.
+                details: if new.api_keys_enabled == current.api_keys_enabled {
+                    serde_json::json!({ "fields": changes.changed_fields() })
+                } else {
+                    serde_json::json!({
+                        "fields": changes.changed_fields(),
+                        "api_keys_enabled": new.api_keys_enabled,
+                    })
+                },
             },
             now,
         )?;

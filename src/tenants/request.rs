@@ -2,6 +2,7 @@
 //! (the HTTP floor reads the JSON and names every bad field); the services
 //! never see bytes.
 
+use crate::domain::events::LeakResponse;
 use crate::domain::lists::{AllowList, Audiences};
 
 /// A parsed settings patch: `None` leaves a field as it is.
@@ -18,6 +19,9 @@ pub struct Changes {
     pub audiences: Option<Audiences>,
     pub default_audience: Option<String>,
     pub default_rate_limit_per_s: Option<f64>,
+    /// Distinct, largest first.
+    pub expiry_warning_days: Option<Vec<i64>>,
+    pub leak_response: Option<LeakResponse>,
 }
 
 /// `PATCH /api/v1/settings`: the changes, and whether the caller accepts

@@ -8,6 +8,7 @@ use crate::db::AnyConnection;
 use crate::db::models::{Tenant, TenantAudience};
 use crate::db::schema::{tenant_audiences, tenants};
 use crate::domain::audience::tenant_audience;
+use crate::domain::events::LeakResponse;
 
 /// Inserts a tenant with default policy and registers its default audience.
 pub fn create(
@@ -32,6 +33,8 @@ pub fn create(
         default_rate_limit_per_s: 100.0,
         created_at: now,
         updated_at: now,
+        expiry_warning_days: "[]".to_owned(),
+        leak_response: LeakResponse::Revoke.as_str().to_owned(),
     };
     diesel::insert_into(tenants::table)
         .values(&tenant)

@@ -67,6 +67,8 @@ pub enum MasterKeyError {
 pub enum Purpose {
     SigningKeys,
     ApiKeySecrets,
+    /// Bearer secrets keymint presents to event receivers.
+    EventStreamSecrets,
     Check,
 }
 
@@ -75,6 +77,7 @@ impl Purpose {
         match self {
             Self::SigningKeys => b"signing-keys",
             Self::ApiKeySecrets => b"api-key-secrets",
+            Self::EventStreamSecrets => b"event-stream-secrets",
             Self::Check => b"check",
         }
     }

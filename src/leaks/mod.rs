@@ -1,0 +1,203 @@
+//! Leak reports in: a code host that found keymint secrets in public code
+//! posts them (`POST /api/v1/leaks`) in the secret-scanning partner format,
+//! a JSON array of `{token, type, url, source}`, signed with its ECDSA key.
+//!
+//! The signature is checked over the raw body before anything in it is
+//! read, so a report that does not verify learns nothing about any token.
+//! Each token whose format and checksum hold and that is a key's current or
+//! previous secret is a true positive: the key's tenant's `leak_response`
+//! revokes it (the default) or only reports it. Either way a `key.leaked`
+//! audit event (with the report's URL and source) and a `key-leaked`
+//! security event go out, once per key, token and URL however often the
+//! report is repeated. The whole report is one transaction.
+
+mod report;
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use serde::Serialize;
+
+pub use report::{MAX_BODY, MAX_TOKENS, Reported, parse};
+
+use crate::audit::{self, Actor, Origin};
+use crate::config::LeakSettings;
+use crate::db::{self, AnyConnection, Pool};
+use crate::domain::events::LeakResponse;
+use crate::domain::sender_key::SenderKey;
+use crate::domain::status_list::Publication;
+use crate::error::ApiError;
+use crate::keys::secret::ApiKeySecret;
+use crate::keys::store::{self as keys, KeyRevocation};
+use crate::limits::{AdminLimiter, address_bucket};
+use crate::tenants::store as tenants;
+
+/// The senders' keys and the per-address budget.
+pub struct Leaks {
+    senders: Vec<SenderKey>,
+    limiter: AdminLimiter,
+}
+
+impl Leaks {
+    /// From settings already validated at load; a key that no longer
+    /// parses is left out (and then verifies nothing).
+    pub fn new(settings: &LeakSettings) -> Self {
+        Self {
+            senders: settings
+                .sender_keys
+                .iter()
+                .filter_map(|k| SenderKey::from_pem(&k.key_identifier, &k.key).ok())
+                .collect(),
+            limiter: AdminLimiter::new(settings.reports_per_s),
+        }
+    }
+
+    /// 429 once an address has sent more than its share.
+    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        self.limiter
+            .take(&address_bucket(ip))
+            .map_err(|retry_after_s| ApiError::TooManyRequests { retry_after_s })
+    }
+
+    /// Whether `signature` (base64 DER) is the named sender's over `body`.
+    /// Every failure is the same answer.
+    pub fn verify(
+        &self,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        let refused = || ApiError::Unauthorized {
+            detail: "the report is not signed by a configured sender key".to_owned(),
+            error: None,
+        };
+        let (Some(key_id), Some(signature)) = (key_id, signature) else {
+            return Err(refused());
+        };
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(signature.trim())
+            .map_err(|_| refused())?;
+        let sender = self
+            .senders
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(refused)?;
+        if sender.verifies(body, &signature) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+}
+
+/// One token's answer, in the partner format.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Verdict {
+    /// Hex SHA-256 of the token as reported.
+    pub token_hash: String,
+    pub token_type: String,
+    /// `true_positive` or `false_positive`.
+    pub label: &'static str,
+}
+
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub lists: Publication<'a>,
+}
+
+/// Answers a verified report, acting on the keys it names.
+pub async fn answer(
+    deps: &Deps<'_>,
+    reported: Vec<Reported>,
+    origin: Origin,
+) -> Result<Vec<Verdict>, ApiError> {
+    let issuer = deps.lists.issuer.to_owned();
+    let ttl_s = deps.lists.ttl_s;
+    db::run(deps.pool, move |conn| {
+        db::write_transaction(conn, |conn| {
+            let lists = Publication {
+                issuer: &issuer,
+                ttl_s,
+            };
+            reported
+                .iter()
+                .map(|item| judge(conn, item, &origin, &lists))
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+    })
+    .await
+}
+
+fn judge(
+    conn: &mut AnyConnection,
+    item: &Reported,
+    origin: &Origin,
+    lists: &Publication<'_>,
+) -> Result<Verdict, ApiError> {
+    let token_hash =
+        hex(ring::digest::digest(&ring::digest::SHA256, item.token.as_bytes()).as_ref());
+    let verdict = |label| Verdict {
+        token_hash: token_hash.clone(),
+        token_type: item.kind.clone(),
+        label,
+    };
+    let Ok(secret) = ApiKeySecret::parse(&item.token) else {
+        return Ok(verdict("false_positive"));
+    };
+    let Some(candidate) = keys::find_by_secret_hash(conn, &secret.hash())? else {
+        return Ok(verdict("false_positive"));
+    };
+    let key = candidate.key;
+    tenants::lock(conn, &key.tenant_id)?;
+    let tenant = tenants::find_by_id(conn, &key.tenant_id)?.ok_or(ApiError::NotFound)?;
+    let response = LeakResponse::parse(&tenant.leak_response).unwrap_or(LeakResponse::Revoke);
+    let actor = Actor::system("leak-report");
+    let first = audit::write_once(
+        conn,
+        audit::Record {
+            tenant_id: Some(&key.tenant_id),
+            action: "key.leaked",
+            actor: &actor,
+            origin,
+            target_type: "key",
+            target_id: &key.id,
+            success: true,
+            details: serde_json::json!({
+                "url": item.url,
+                "source": item.source,
+                "token_type": item.kind,
+                "response": response.as_str(),
+                "previous_secret": candidate.via_previous,
+            }),
+        },
+        &dedup(&key.id, &token_hash, &item.url),
+        chrono::Utc::now().naive_utc(),
+    )?;
+    if first && response == LeakResponse::Revoke && key.revoked_at.is_none() {
+        let reason = format!("leaked: reported by {} at {}", item.source, item.url);
+        let reason: String = reason.chars().take(500).collect();
+        keys::revoke_cascade(
+            conn,
+            &key.tenant_id,
+            &key,
+            &KeyRevocation {
+                reason: Some(&reason),
+                actor: &actor,
+                origin,
+                lists: *lists,
+                now: chrono::Utc::now().naive_utc(),
+            },
+        )?;
+    }
+    Ok(verdict("true_positive"))
+}
+
+/// One report of one token of one key at one URL, however often it comes.
+fn dedup(key_id: &str, token_hash: &str, url: &str) -> String {
+    let url_hash = hex(ring::digest::digest(&ring::digest::SHA256, url.as_bytes()).as_ref());
+    format!("{key_id}:{}:{}", &token_hash[..16], &url_hash[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
