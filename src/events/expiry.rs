@@ -60,7 +60,9 @@ pub fn scan(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, DbErr
                         success: true,
                         details: serde_json::json!({
                             "days": nearest,
-                            "expires_at": expires_at.and_utc().to_rfc3339(),
+                            "expires_at": expires_at
+                                .and_utc()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         }),
                     },
                     now,

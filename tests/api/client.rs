@@ -481,3 +481,65 @@ impl TestApp {
         assert_eq!(answer.status, 200, "settings {patch}: {:?}", answer.body);
     }
 }
+
+/// A Security Event Token as a receiver checks it (RFC 8417 §2, RFC 8935
+/// §2): signature by a key in `issuer`'s JWKS, `typ: secevent+jwt`, `iss`,
+/// `aud`; SETs carry no `exp`. The claims.
+pub async fn verify_set(
+    http: &reqwest::Client,
+    issuer: &str,
+    token: &str,
+    audience: &str,
+) -> Value {
+    keymint::tokens::ring_provider::install();
+    let jwks: JwkSet = http
+        .get(format!("{issuer}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let kid = header.kid.expect("kid");
+    let jwk = jwks.find(&kid).expect("the SET's kid is published");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["iss", "aud", "iat", "jti"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("the SET verifies")
+        .claims
+}
+
+/// The keymint event of a SET's claims: (its short name, its member).
+pub fn keymint_event(claims: &Value) -> (String, Value) {
+    let events = claims["events"].as_object().expect("events");
+    events
+        .iter()
+        .find_map(|(uri, body)| {
+            uri.strip_prefix("urn:keymint:event:")
+                .map(|name| (name.to_owned(), body.clone()))
+        })
+        .expect("a urn:keymint:event: member")
+}
+
+impl TestApp {
+    /// Registers an event stream that must be registered: its view.
+    pub async fn create_stream(&self, token: &str, body: Value) -> Value {
+        let answer = self
+            .api(
+                "POST",
+                "/api/v1/event-streams",
+                token,
+                None,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "registering {body}: {:?}", answer.body);
+        answer.body
+    }
+}

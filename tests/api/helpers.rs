@@ -572,3 +572,136 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .expect("a free port")
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The compact SET.
+    pub body: String,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    /// What the receiver answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    got: std::sync::Mutex<Vec<Received>>,
+    /// Statuses to answer before answering 202 again.
+    failures: std::sync::Mutex<std::collections::VecDeque<u16>>,
+}
+
+/// A security-event receiver (RFC 8935) on a loopback port: records every
+/// push, answers 202 unless told to fail the next ones.
+pub struct Receiver {
+    pub port: u16,
+    state: std::sync::Arc<ReceiverState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn receive(
+    req: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    state: actix_web::web::Data<std::sync::Arc<ReceiverState>>,
+) -> actix_web::HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let status = state
+        .failures
+        .lock()
+        .expect("receiver")
+        .pop_front()
+        .unwrap_or(202);
+    state.got.lock().expect("receiver").push(Received {
+        body: String::from_utf8_lossy(&body).into_owned(),
+        content_type: header("content-type"),
+        authorization: header("authorization"),
+        status,
+    });
+    actix_web::HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("a status"))
+        .finish()
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// On a given port (`0`: any), e.g. one a stream was registered with
+    /// before the receiver came up.
+    pub async fn start_on(port: u16) -> Self {
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let data = actix_web::web::Data::new(state.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .default_service(actix_web::web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .expect("receiver binds");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            port,
+            state,
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/events", self.port)
+    }
+
+    /// Answers the next `n` pushes with `status`.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let mut failures = self.state.failures.lock().expect("receiver");
+        failures.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Every push so far, accepted or not.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.got.lock().expect("receiver").clone()
+    }
+
+    /// The pushes it accepted (202).
+    pub fn accepted(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 202)
+            .collect()
+    }
+
+    /// Waits until `done` holds for what was accepted, up to `within`.
+    pub async fn wait_until(
+        &self,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let started = std::time::Instant::now();
+        loop {
+            let accepted = self.accepted();
+            if done(&accepted) {
+                return accepted;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the receiver did not get what was expected within {within:?}; it has {} push(es): {:#?}",
+                accepted.len(),
+                self.received()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}

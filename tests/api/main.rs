@@ -10,6 +10,7 @@ mod helpers;
 mod docs;
 mod edges;
 mod escalation;
+mod events;
 mod faults;
 mod first_run;
 mod hardening;
