@@ -44,6 +44,7 @@ pub mod reserved {
     pub const TENANTS: &str = "admin:tenants";
     pub const AUDIT: &str = "admin:audit";
     pub const SIGNING: &str = "admin:signing-keys";
+    pub const EVENTS: &str = "admin:events";
     pub const INTROSPECT: &str = "tokens:introspect";
 }
 

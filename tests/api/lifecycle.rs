@@ -370,7 +370,7 @@ async fn bootstrap_prints_or_writes_the_key_once() {
 async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
     use diesel::prelude::*;
     use keymint::crypto::master::{MasterKey, ciphertext_key_id};
-    use keymint::db::schema::{api_keys, master_key_check, signing_keys};
+    use keymint::db::schema::{api_keys, event_streams, master_key_check, signing_keys};
     use serde_json::json;
 
     let app = spawn_app(backend).await;
@@ -391,6 +391,21 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
         .await
         .unwrap();
     let secret = rotated["key"].as_str().unwrap().to_owned();
+    // An event receiver's bearer secret is sealed under the master key too.
+    let stream = app
+        .api(
+            "POST",
+            "/api/v1/event-streams",
+            &admin,
+            None,
+            Some(
+                json!({"endpoint": "https://1.1.1.1/events", "audience": "urn:siem",
+                        "enabled": false, "bearer_secret": "receiver-secret-0123456789"}),
+            ),
+        )
+        .await;
+    assert_eq!(stream.status, 201, "{:?}", stream.body);
+    let stream_id = stream.body["id"].as_str().unwrap().to_owned();
 
     let new_file = app.db.dir.path().join("new-master.key");
     let new = MasterKey::generate_file(&new_file).unwrap();
@@ -402,7 +417,9 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("re-encrypted 2 signing key(s) and 1 advanced key secret(s)"),
+        stderr.contains(
+            "re-encrypted 2 signing key(s), 1 advanced key secret(s) and 1 event receiver secret(s)"
+        ),
         "{stderr}"
     );
 
@@ -416,10 +433,16 @@ async fn master_key_rotation_reencrypts_every_secret(backend: Backend) {
         .select((api_keys::secret_enc, api_keys::previous_secret_enc))
         .first(&mut conn)
         .unwrap();
-    for blob in sealed
-        .iter()
-        .chain([current.as_ref().unwrap(), previous.as_ref().unwrap()])
-    {
+    let receiver_secret: Option<Vec<u8>> = event_streams::table
+        .find(&stream_id)
+        .select(event_streams::bearer_secret)
+        .first(&mut conn)
+        .unwrap();
+    for blob in sealed.iter().chain([
+        current.as_ref().unwrap(),
+        previous.as_ref().unwrap(),
+        receiver_secret.as_ref().unwrap(),
+    ]) {
         assert_eq!(ciphertext_key_id(blob).as_deref(), Some(new.id().as_str()));
     }
     let check_id: String = master_key_check::table

@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::client::Answer;
-use crate::client::reserved::{AUDIT, INTROSPECT, READ, SELF, SETTINGS, SIGNING, TENANTS, WRITE};
+use crate::client::reserved::{
+    AUDIT, EVENTS, INTROSPECT, READ, SELF, SETTINGS, SIGNING, TENANTS, WRITE,
+};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 backend_tests!(admin_powers_match_the_written_table);
@@ -124,12 +126,13 @@ claims              deny  deny  201    201         403   403        201
 ";
 
 /// The other admin routes: 200 with the scope, `deny` without.
-const OTHER_ROUTES: [(&str, &str, &str); 5] = [
+const OTHER_ROUTES: [(&str, &str, &str); 6] = [
     ("GET", "/api/v1/settings", SETTINGS),
     ("PATCH", "/api/v1/settings", SETTINGS),
     ("GET", "/api/v1/audit-events", AUDIT),
     ("GET", "/api/v1/signing-keys", SIGNING),
     ("GET", "/api/v1/tenants", TENANTS),
+    ("GET", "/api/v1/event-streams", EVENTS),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +403,7 @@ async fn admin_powers_match_the_written_table(backend: Backend) {
     }
     specs.push(("audit".into(), 0, vec![AUDIT]));
     specs.push(("signing-keys".into(), 0, vec![SIGNING]));
+    specs.push(("events".into(), 0, vec![EVENTS]));
     let callers: Vec<Caller> = stream::iter(specs.into_iter().enumerate())
         .map(|(index, (name, class, mut reserved))| {
             let ctx = &ctx;
@@ -770,7 +774,7 @@ async fn create_cell(
     // The trailing dot keeps "c1." from matching "c10." in the search below.
     let name = format!("made {body_kind} c{}.", caller.index);
     let strongest = [
-        SETTINGS, TENANTS, WRITE, SELF, READ, AUDIT, SIGNING, INTROSPECT,
+        SETTINGS, TENANTS, WRITE, SELF, READ, AUDIT, SIGNING, EVENTS, INTROSPECT,
     ]
     .into_iter()
     .find(|s| caller.holds(s))
