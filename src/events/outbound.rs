@@ -19,6 +19,8 @@ use url::{Host, Url};
 
 /// The longest receiver URL.
 pub const MAX_URL_LEN: usize = 2048;
+/// How long a registration waits for DNS.
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of a receiver's answer is read (for the error it may explain).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 
@@ -137,11 +139,14 @@ impl Guard {
         let addresses: Vec<IpAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|_| format!("host `{name}` does not resolve"))?
-                .map(|a| a.ip())
-                .collect(),
+            Some(Host::Domain(name)) => {
+                let lookup = tokio::net::lookup_host((name, port));
+                match tokio::time::timeout(DNS_TIMEOUT, lookup).await {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    Ok(Err(_)) => return Err(format!("host `{name}` does not resolve")),
+                    Err(_) => return Err(format!("host `{name}` did not resolve in time")),
+                }
+            }
             None => return Err("must name a host".to_owned()),
         };
         if addresses.is_empty() {

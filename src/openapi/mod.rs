@@ -75,7 +75,8 @@ Token, introspection and revocation endpoints answer errors as RFC 6749 §5.2 JS
         crate::routes::event_streams::replay,
         crate::routes::leaks::report,
     ),
-    components(schemas(ProblemDoc, OAuthErrorDoc, crate::error::OAuthErrorCode, crate::error::FieldError)),
+    components(schemas(ProblemDoc, OAuthErrorDoc, crate::error::OAuthErrorCode, crate::error::FieldError,
+        schemas::SecurityEventClaims, schemas::SetError)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "tokens", description = "Exchanging an API key for a JWT"),
@@ -136,9 +137,53 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as served at `/openapi.json`.
+/// The document as served at `/openapi.json`: the API, and under
+/// `webhooks` (OpenAPI 3.1) what keymint sends to event receivers, which
+/// utoipa has no derive for.
 pub fn document_json() -> Vec<u8> {
-    serde_json::to_vec(&ApiDoc::openapi()).unwrap_or_default()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("webhooks".into(), webhooks());
+    }
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+fn webhooks() -> serde_json::Value {
+    serde_json::json!({
+        "securityEvent": {
+            "post": {
+                "operationId": "pushSecurityEvent",
+                "tags": ["events"],
+                "summary": "A Security Event Token pushed to a registered receiver (RFC 8935)",
+                "description": "keymint POSTs one SET per event to each enabled stream that wants it, \
+with `Authorization: Bearer <bearer_secret>` when the stream has one. The body is a compact JWS \
+(`typ: secevent+jwt`, signed with a key in `/.well-known/jwks.json`) whose payload is \
+`SecurityEventClaims`. Any 2xx acknowledges it (RFC 8935 says 202); other answers and transport \
+failures are retried with backoff; a 400 with an RFC 8935 error fails the delivery at once. \
+Receivers de-duplicate on `jti`.",
+                "requestBody": {
+                    "required": true,
+                    "content": {
+                        "application/secevent+jwt": {
+                            "schema": {
+                                "type": "string",
+                                "description": "Compact JWS; payload: SecurityEventClaims",
+                                "contentMediaType": "application/jwt",
+                                "contentSchema": {"$ref": "#/components/schemas/SecurityEventClaims"}
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "202": {"description": "Accepted"},
+                    "400": {
+                        "description": "The SET is refused; not retried",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SetError"}}}
+                    }
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -285,6 +285,39 @@ pub struct LeakReport {
     pub source: String,
 }
 
+/// The payload of a Security Event Token (RFC 8417) keymint pushes to a
+/// receiver: a compact JWS with `typ: secevent+jwt`, signed with a key of
+/// the JWKS.
+#[derive(Serialize, ToSchema)]
+pub struct SecurityEventClaims {
+    /// keymint's issuer.
+    pub iss: String,
+    /// The stream's `audience`.
+    pub aud: String,
+    pub iat: i64,
+    /// Unique per event and stream; the same on every retry and replay.
+    pub jti: String,
+    /// The request id of the change (`X-Request-Id`), when it came from one.
+    pub txn: Option<String>,
+    /// The subject (RFC 9493): `{"format": "opaque", "id": <key id, kid or tenant>}`.
+    #[schema(value_type = Object)]
+    pub sub_id: Value,
+    /// One `urn:keymint:event:<name>` member (with `key_id` or `kid`,
+    /// `tenant`, `event_timestamp`, `initiating_entity` and the change's
+    /// details) and, for key created/revoked/rotated/deleted, CAEP's
+    /// `https://schemas.openid.net/secevent/caep/event-type/credential-change`.
+    #[schema(value_type = Object)]
+    pub events: Value,
+}
+
+/// A receiver's refusal of a SET (RFC 8935 §2.3).
+#[derive(Serialize, ToSchema)]
+pub struct SetError {
+    /// e.g. `invalid_request`, `invalid_key`, `invalid_audience`.
+    pub err: String,
+    pub description: Option<String>,
+}
+
 /// `POST /api/v1/tenants`.
 #[derive(Serialize, ToSchema)]
 pub struct CreateTenantRequest {
