@@ -20,9 +20,9 @@ use crate::db::{self, DbError, Pool, lease};
 use crate::domain::events::SET_MEDIA_TYPE;
 use crate::tokens::signing::KeyRing;
 
-/// Deliveries taken per round, and sent at once.
-const BATCH: i64 = 64;
-const IN_FLIGHT: usize = 8;
+/// Deliveries taken per round, all sent at once: a round lasts at most one
+/// `events.timeout_ms`, which the lease outlasts (checked at load).
+const BATCH: usize = 16;
 
 /// What the worker reads through.
 pub struct Sources<'a> {
@@ -38,6 +38,8 @@ pub struct Round {
     pub retried: usize,
     pub failed: usize,
     pub warnings: usize,
+    /// The batch was full: more may be due now.
+    pub full: bool,
 }
 
 /// The outbound side of events: the guard, the client and the settings.
@@ -86,7 +88,7 @@ impl Outbound {
                 return Ok::<_, DbError>(None);
             }
             let warnings = if scan { expiry::scan(conn, now)? } else { 0 };
-            Ok(Some((warnings, store::due(conn, now, BATCH)?)))
+            Ok(Some((warnings, store::due(conn, now, BATCH as i64)?)))
         })
         .await?;
         let Some((warnings, due)) = work else {
@@ -94,6 +96,7 @@ impl Outbound {
         };
         let mut round = Round {
             warnings,
+            full: due.len() == BATCH,
             ..Round::default()
         };
         let src = &src;
@@ -102,7 +105,7 @@ impl Outbound {
                 let attempt = self.attempt(src, &event, &stream).await;
                 (event, attempt)
             })
-            .buffer_unordered(IN_FLIGHT)
+            .buffer_unordered(BATCH)
             .collect()
             .await;
         for (_, attempt) in &outcomes {

@@ -43,8 +43,7 @@ pub(super) async fn stop_on_signal(
 }
 
 /// Periodic work of a running server: flushes of usage and admin.denied
-/// counts, signing-key reloads, the janitor, the status lists' refresh and
-/// security-event delivery.
+/// counts, signing-key reloads, the janitor and the status lists' refresh.
 pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = state.settings.clone();
@@ -53,8 +52,6 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
         let mut reload = tokio::time::interval(Duration::from_secs(settings.signing.reload_s));
         let mut janitor = tokio::time::interval(Duration::from_secs(settings.janitor.interval_s));
         let mut status_lists = tokio::time::interval(crate::status_lists::REFRESH_EVERY);
-        let mut events = tokio::time::interval(state.events.poll_interval());
-        events.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         janitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -89,15 +86,6 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
                         Err(err) => tracing::warn!(error = %err, "janitor failed"),
                     }
                 }
-                _ = events.tick() => {
-                    match state.events.tick(state.event_sources(), &holder).await {
-                        Ok(Some(round)) if round != crate::events::Round::default() => {
-                            tracing::info!(?round, "security events delivered");
-                        }
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!(error = %err, "event delivery failed; will retry"),
-                    }
-                }
                 _ = status_lists.tick() => {
                     if let Err(err) = state.status_lists.refresh(state.status_sources()).await {
                         tracing::warn!(error = %err, "status list refresh failed; requests rebuild them");
@@ -115,6 +103,34 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
                         Err(err) => tracing::warn!(error = %err, "signing key reload failed"),
                     }
                 }
+            }
+        }
+    })
+}
+
+/// Security-event delivery, on a task of its own: a slow receiver delays
+/// only other events, never the flushes or reloads above. A full batch is
+/// followed at once by the next; otherwise it waits `events.poll_interval_ms`.
+pub(super) fn spawn_events(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // A replica's lease identity: unique per process.
+        let holder = uuid::Uuid::now_v7().to_string();
+        loop {
+            let full = match state.events.tick(state.event_sources(), &holder).await {
+                Ok(Some(round)) => {
+                    if round != crate::events::Round::default() {
+                        tracing::info!(?round, "security events");
+                    }
+                    round.full
+                }
+                Ok(None) => false,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event delivery failed; will retry");
+                    false
+                }
+            };
+            if !full {
+                tokio::time::sleep(state.events.poll_interval()).await;
             }
         }
     })

@@ -143,6 +143,7 @@ impl Application {
     /// letting in-flight requests finish within `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let background = background::spawn_background(self.state.clone());
+        let events = background::spawn_events(self.state.clone());
         let metrics_upkeep = tokio::spawn(crate::metrics::upkeep());
         let metrics = self.metrics_server.handle();
         let metrics_task = tokio::spawn(self.metrics_server);
@@ -157,6 +158,7 @@ impl Application {
             signals.abort();
         }
         background.abort();
+        events.abort();
         metrics_upkeep.abort();
         metrics.stop(true).await;
         let _ = metrics_task.await;
