@@ -156,11 +156,11 @@ fn webhooks() -> serde_json::Value {
                 "tags": ["events"],
                 "summary": "A Security Event Token pushed to a registered receiver (RFC 8935)",
                 "description": "keymint POSTs one SET per event to each enabled stream that wants it, \
-with `Authorization: Bearer <bearer_secret>` when the stream has one. The body is a compact JWS \
-(`typ: secevent+jwt`, signed with a key in `/.well-known/jwks.json`) whose payload is \
-`SecurityEventClaims`. Any 2xx acknowledges it (RFC 8935 says 202); other answers and transport \
-failures are retried with backoff; a 400 with an RFC 8935 error fails the delivery at once. \
-Receivers de-duplicate on `jti`.",
+    with `Authorization: Bearer <bearer_secret>` when the stream has one. The body is a compact JWS \
+    (`typ: secevent+jwt`, signed with a key in `/.well-known/jwks.json`) whose payload is \
+    `SecurityEventClaims`. Any 2xx acknowledges it (RFC 8935 says 202); other answers and transport \
+    failures are retried with backoff; a 400 with an RFC 8935 error fails the delivery at once. \
+    Receivers de-duplicate on `jti`.",
                 "requestBody": {
                     "required": true,
                     "content": {

@@ -28,6 +28,7 @@ backend_tests!(
     expiry_warnings_go_out_once_per_threshold,
     the_receiver_url_guard_refuses_private_and_link_local_addresses,
     streams_are_the_tenants_own_and_need_admin_events,
+    a_receiver_no_longer_allowed_is_not_called,
 );
 
 fn jtis(pushes: &[crate::helpers::Received], http_claims: &[Value]) -> Vec<String> {
@@ -822,6 +823,79 @@ async fn streams_are_the_tenants_own_and_need_admin_events(backend: Backend) {
         )
         .await;
     assert_eq!(again.status, 404);
+}
+
+/// The guard runs again at delivery, after DNS: a receiver registered while
+/// its network was allowed is not called once it no longer is, whether
+/// named by address or by a name that resolves there.
+async fn a_receiver_no_longer_allowed_is_not_called(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let receiver = Receiver::start().await;
+    let allowed = [
+        (
+            "KEYMINT__EVENTS__ALLOWED_NETWORKS",
+            "[\"127.0.0.0/8\", \"::1/128\"]",
+        ),
+        ("KEYMINT__EVENTS__POLL_INTERVAL_MS", "60000"),
+        ("KEYMINT__EVENTS__TIMEOUT_MS", "1000"),
+        ("KEYMINT__EVENTS__LEASE_S", "2"),
+    ];
+    let server = ServerProcess::start(&db, &allowed).await;
+    let secret = admin_secret(&db).await;
+    let http = reqwest::Client::new();
+    let node = server.base_url();
+    let admin = crate::client::admin_token_at(&http, &node, &secret, &node).await;
+    let mut streams = Vec::new();
+    for endpoint in [
+        receiver.url(),
+        format!("http://localhost:{}/events", receiver.port),
+    ] {
+        let made = post(&http, &node, &admin, "/api/v1/event-streams",
+            json!({"endpoint": endpoint, "audience": AUDIENCE, "events": ["urn:keymint:event:key-created"]})).await;
+        assert_eq!(made.0, 201, "{endpoint}: {:?}", made.1);
+        streams.push(made.1["id"].as_str().unwrap().to_owned());
+    }
+    let _ =
+        crate::client::create_key_at(&http, &node, &admin, json!({"name": "k", "scopes": ["a"]}))
+            .await;
+    server.stop().await;
+
+    // The same database, served without the allowance.
+    let strict = ServerProcess::start(&db, &[("KEYMINT__EVENTS__POLL_INTERVAL_MS", "100")]).await;
+    // The first server's lease runs out within 2 s.
+    let node = strict.base_url();
+    let admin = crate::client::admin_token_at(&http, &node, &secret, &node).await;
+    for id in &streams {
+        let path = format!("{node}/api/v1/event-streams/{id}/deliveries");
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = http
+                .get(&path)
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if last["items"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let delivery = &last["items"][0];
+        assert_eq!(delivery["state"], "pending", "{delivery}");
+        let error = delivery["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("not a public address") || error.contains("no address events may reach"),
+            "{delivery}"
+        );
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "the receiver was never called"
+    );
+    strict.stop().await;
 }
 
 /// A key with the powers these tests use, made with the CLI before any
