@@ -49,6 +49,8 @@ pub struct Outbound {
     settings: EventSettings,
     issuer: String,
     last_scan: std::sync::Mutex<Option<Instant>>,
+    /// Set by [`Self::wake`]: a change here queued events.
+    woken: tokio::sync::Notify,
 }
 
 impl Outbound {
@@ -63,6 +65,7 @@ impl Outbound {
             settings: settings.events.clone(),
             issuer: settings.tokens.issuer.clone(),
             last_scan: std::sync::Mutex::default(),
+            woken: tokio::sync::Notify::new(),
         })
     }
 
@@ -70,8 +73,18 @@ impl Outbound {
         &self.guard
     }
 
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.settings.poll_interval_ms)
+    /// Tells the worker that events may be due now.
+    pub fn wake(&self) {
+        self.woken.notify_one();
+    }
+
+    /// Waits for the next poll, or less when woken; never less than a few
+    /// milliseconds, so a burst of changes is one round, not one each.
+    pub async fn idle(&self) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let floor = Duration::from_millis(10).min(poll);
+        tokio::time::sleep(floor).await;
+        let _ = tokio::time::timeout(poll - floor, self.woken.notified()).await;
     }
 
     /// One round: takes (or renews) the lease, looks for expiry warnings

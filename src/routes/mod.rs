@@ -15,4 +15,5 @@ pub mod signing_keys;
 pub mod status_lists;
 pub mod tenants;
 pub mod token;
+pub mod wake;
 pub mod wellknown;

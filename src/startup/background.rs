@@ -110,7 +110,8 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
 
 /// Security-event delivery, on a task of its own: a slow receiver delays
 /// only other events, never the flushes or reloads above. A full batch is
-/// followed at once by the next; otherwise it waits `events.poll_interval_ms`.
+/// followed at once by the next; otherwise it waits `events.poll_interval_ms`
+/// or until a change on this replica wakes it.
 pub(super) fn spawn_events(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // A replica's lease identity: unique per process.
@@ -130,7 +131,7 @@ pub(super) fn spawn_events(state: web::Data<AppState>) -> tokio::task::JoinHandl
                 }
             };
             if !full {
-                tokio::time::sleep(state.events.poll_interval()).await;
+                state.events.idle().await;
             }
         }
     })

@@ -57,7 +57,7 @@ route_table! {
         "/introspect" { post => oauth::introspect }
         "/revoke" { post => oauth::revoke }
     }
-    scope "/api/v1" [no_store(), from_fn(crate::auth::denials::record)] {
+    scope "/api/v1" [no_store(), from_fn(crate::auth::denials::record), from_fn(crate::routes::wake::events_after_change)] {
         "/token" { post => token::api_token }
         "/keys" { post => keys::create, get => keys::list }
         "/keys/revoke" { post => keys::revoke_many }
