@@ -152,6 +152,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     locks,
     event_streams,
     event_outbox,
+    expiry_warnings,
 );
 
 diesel::table! {

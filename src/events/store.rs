@@ -383,41 +383,33 @@ pub fn warning_tenants(conn: &mut AnyConnection) -> QueryResult<Vec<(String, Str
         .load(conn)
 }
 
-/// A tenant's live keys that expire after `now` and by `until`: id and
-/// expiry, soonest first.
-pub fn expiring_keys(
+/// Up to `limit` of a tenant's live keys that expire after `now` and within
+/// `days` days, and have not been warned at that threshold for their
+/// current expiry: id and expiry, soonest first. Warned keys are left out
+/// by the query, so a scan always gets to the ones still due.
+pub fn unwarned_keys(
     conn: &mut AnyConnection,
     tenant_id: &str,
+    days: i32,
     now: NaiveDateTime,
-    until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+    let until = now + chrono::Duration::days(i64::from(days));
+    let warned = expiry_warnings::table
+        .filter(expiry_warnings::key_id.eq(api_keys::id))
+        .filter(expiry_warnings::days.eq(days))
+        .filter(api_keys::expires_at.eq(expiry_warnings::expires_at.nullable()));
     api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
         .filter(api_keys::revoked_at.is_null())
         .filter(api_keys::deleted_at.is_null())
         .filter(api_keys::expires_at.gt(now))
         .filter(api_keys::expires_at.le(until))
-        .order(api_keys::expires_at.asc())
+        .filter(diesel::dsl::not(diesel::dsl::exists(warned)))
+        .order((api_keys::expires_at.asc(), api_keys::id.asc()))
         .limit(limit)
         .select((api_keys::id, api_keys::expires_at.assume_not_null()))
         .load(conn)
-}
-
-/// Whether a warning for (key, threshold, expiry) has gone out.
-pub fn warned(
-    conn: &mut AnyConnection,
-    key_id: &str,
-    days: i32,
-    expires_at: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        expiry_warnings::table
-            .filter(expiry_warnings::key_id.eq(key_id))
-            .filter(expiry_warnings::days.eq(days))
-            .filter(expiry_warnings::expires_at.eq(expires_at)),
-    ))
-    .get_result(conn)
 }
 
 /// Records that a warning for (key, threshold, expiry) went out; false when
