@@ -11,6 +11,8 @@ const ROUTES = [
   ['/keys/new', './pages/create.js', (s) => session.can('admin:keys:write', s) || session.can('keys:self', s)],
   ['/keys/:id', './pages/key.js', (s) => session.keyAccess(s) !== 'none'],
   ['/audit', './pages/audit.js', (s) => session.can('admin:audit', s)],
+  ['/events', './pages/events.js', (s) => session.can('admin:events', s)],
+  ['/events/:id', './pages/stream.js', (s) => session.can('admin:events', s)],
   ['/settings', './pages/settings.js', (s) => session.can('admin:settings', s)],
   ['/tenants', './pages/tenants.js', (s) => session.can('admin:tenants', s)],
   ['/signing-keys', './pages/signing.js', (s) => session.can('admin:signing-keys', s)],
@@ -20,6 +22,7 @@ const ROUTES = [
 const NAV = [
   ['#/keys', 'Keys', (s) => session.keyAccess(s) !== 'none'],
   ['#/audit', 'Audit log', (s) => session.can('admin:audit', s)],
+  ['#/events', 'Events', (s) => session.can('admin:events', s)],
   ['#/settings', 'Settings', (s) => session.can('admin:settings', s)],
   ['#/tenants', 'Tenants', (s) => session.can('admin:tenants', s)],
   ['#/signing-keys', 'Signing keys', (s) => session.can('admin:signing-keys', s)],

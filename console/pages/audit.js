@@ -10,7 +10,8 @@ import { go } from '../app.js';
 
 /** DESIGN §5 "Audit" (and crate::audit::ACTIONS). */
 export const ACTIONS = ['key.created', 'key.updated', 'key.revoked', 'key.deleted', 'key.rotated',
-  'token.revoked', 'token.denied', 'settings.updated', 'tenant.created', 'tenant.updated',
+  'key.expiring', 'key.leaked', 'event_stream.created', 'event_stream.updated', 'event_stream.deleted',
+  'event_stream.replayed', 'token.revoked', 'token.denied', 'settings.updated', 'tenant.created', 'tenant.updated',
   'signing_key.rotated', 'signing_key.activated', 'signing_key.retired', 'signing_key.revoked',
   'admin.denied'];
 
@@ -72,7 +73,7 @@ export async function render(_params, query) {
   });
   main.append(filters, h('div', { class: 'table-wrap' }, table, list.empty), h('div', { class: 'more' }, list.button), list.status);
 
-  const canOpenKeys = session.keyAccess(current) === 'all';
+  const canOpen = { key: session.keyAccess(current) === 'all', event_stream: session.can('admin:events', current) };
   function row(event) {
     const tr = h('tr', { dataset: { id: event.id, action: event.action } },
       h('td', { 'data-label': 'Time' }, h('time', { datetime: event.at, title: event.at }, when(event.at))),
@@ -80,7 +81,7 @@ export async function render(_params, query) {
         event.count > 1 ? h('span', { class: 'hint' }, ` ×${event.count}`) : null),
       h('td', { 'data-label': 'Outcome' }, badge(event.outcome)),
       h('td', { 'data-label': 'Actor' }, actorCell(event.actor, session.actingTenant(current))),
-      h('td', { 'data-label': 'Target' }, targetCell(event, canOpenKeys)),
+      h('td', { 'data-label': 'Target' }, targetCell(event, canOpen)),
       h('td', { 'data-label': 'IP' }, event.ip ? h('code', {}, event.ip) : '—'),
       h('td', { 'data-label': 'Request id' }, event.request_id ? h('code', { class: 'id' }, event.request_id) : '—'),
       h('td', { 'data-label': 'Details' }, detailsCell(event.details)));
@@ -99,13 +100,16 @@ function actorCell(actor, acting) {
   return parts;
 }
 
-function targetCell(event, canOpenKeys) {
+/** The pages a target opens (a deleted stream's says "not found"). */
+const TARGET_PAGES = { key: '#/keys/', event_stream: '#/events/' };
+
+function targetCell(event, canOpen) {
   if (!event.target_type && !event.target_id) return '—';
   const id = event.target_id || '';
   const label = event.target_type || 'target';
   const text = h('code', { class: 'id' }, id);
-  if (event.target_type === 'key' && id && canOpenKeys) {
-    return [h('span', { class: 'hint' }, `${label} `), h('a', { href: `#/keys/${encodeURIComponent(id)}` }, text)];
+  if (id && Object.hasOwn(canOpen, event.target_type) && canOpen[event.target_type]) {
+    return [h('span', { class: 'hint' }, `${label} `), h('a', { href: `${TARGET_PAGES[event.target_type]}${encodeURIComponent(id)}` }, text)];
   }
   return [h('span', { class: 'hint' }, `${label} `), text];
 }

@@ -8,6 +8,7 @@ import { when, relative, duration } from '../format.js';
 import * as session from '../session.js';
 import { go } from '../app.js';
 import { secretBox, scopesAbove, showApiError, lines, MAX_GRACE_S } from './create.js';
+import { leaksOf, leakNotice } from './leaks.js';
 
 const AUDIT_PAGE = 20;
 
@@ -59,14 +60,21 @@ async function show(view, rotated = null) {
   const revokeButton = may.revoke ? h('button', { type: 'button', class: 'danger', ...disabledBy }, 'Revoke') : null;
   const deleteButton = may.delete ? h('button', { type: 'button', class: 'danger', ...disabledBy }, 'Delete') : null;
 
+  // Leak reports live in the audit log (key.leaked), which needs admin:audit.
+  const leaks = session.can('admin:audit', current) ? await leaksOf(view.id).catch((error) => {
+    if (error.status === 401) throw error;
+    return []; // the activity section below shows why the audit log is unreadable
+  }) : [];
   const main = page(view.name, editButton, rotateButton, revokeButton, deleteButton);
-  main.append(h('p', { class: 'key-status' }, badge(view.status), ' ', h('code', {}, `${view.start}…`),
+  main.append(h('p', { class: 'key-status' }, badge(view.status), leaks.length ? [' ', badge('leaked')] : null,
+    ' ', h('code', {}, `${view.start}…`),
     view.status === 'revoked' && view.revoked_at ? ` revoked ${when(view.revoked_at)}` : null,
     view.status === 'expired' ? ` expired ${when(view.expires_at)}` : null));
   if (blocked) {
     main.append(h('p', { class: 'notice info', id: reasonId },
       `This key holds ${may.above.join(', ')}, which the signed-in key does not: no caller acts above itself, so it cannot be changed from here.`));
   }
+  if (leaks.length) main.append(leakNotice(view, leaks));
   if (view.status === 'revoked' && (current && session.can('admin:keys:write', current))) {
     main.append(h('p', { class: 'hint' }, 'A revoked key cannot be edited or rotated; it can still be deleted.'));
   }

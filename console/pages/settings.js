@@ -35,6 +35,10 @@ export async function render() {
     audiences: h('textarea', { rows: 3, spellcheck: 'false', placeholder: 'https://api.example.com' }),
     default_audience: h('input', { type: 'text', spellcheck: 'false', maxlength: 200, required: true }),
     default_rate_limit_per_s: h('input', { type: 'number', min: 0, step: 'any', required: true }),
+    expiry_warning_days: h('input', { type: 'text', spellcheck: 'false', autocomplete: 'off', inputmode: 'numeric', placeholder: '30, 7, 1' }),
+    leak_response: h('select', {},
+      h('option', { value: 'revoke' }, 'Revoke the key at once'),
+      h('option', { value: 'notify' }, 'Only report it (the key keeps working)')),
   };
 
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Save changes');
@@ -73,6 +77,13 @@ export async function render() {
         'One per line: absolute URIs or urn: names. The default audience is always registered; an audience a live key holds cannot be removed.'),
       field('Default audience', 'default_audience', controls.default_audience,
         'For tokens whose key names no audience.')),
+    h('fieldset', {},
+      h('legend', {}, 'Security events'),
+      h('div', { class: 'grid2' },
+        field('Expiry warnings (days before expiry)', 'expiry_warning_days', controls.expiry_warning_days,
+          'Whole days from 1 to 3650, separated by commas, at most 10: a key-expiring event is sent when a key gets this close to its expiry. Empty: no warnings.'),
+        field('When a key\'s secret is reported leaked', 'leak_response', controls.leak_response,
+          'A code host\'s leak report is always written to the audit log and sent as a key-leaked event; revoking also stops the key.'))),
     lockout,
     formError(),
     h('div', { class: 'actions' }, submit, reset));
@@ -90,6 +101,8 @@ export async function render() {
     }
     controls.allowed_ip_ranges.value = v.allowed_ip_ranges.join('\n');
     controls.audiences.value = v.audiences.join('\n');
+    controls.expiry_warning_days.value = (v.expiry_warning_days || []).join(', ');
+    controls.leak_response.value = v.leak_response || 'revoke';
     for (const input of Object.values(controls)) input.dispatchEvent(new Event('input'));
     hideLockout();
   }
@@ -128,6 +141,13 @@ export async function render() {
     if (!sameList([...audiences].sort(), [...loaded.audiences].sort())) patch.audiences = audiences;
     const audience = controls.default_audience.value.trim();
     if (audience !== loaded.default_audience) patch.default_audience = audience;
+    const days = warningDays(controls.expiry_warning_days.value);
+    if (!days) {
+      errors.push({ field: 'expiry_warning_days', message: 'Enter whole numbers of days separated by commas, e.g. 30, 7, 1.' });
+    } else if (!sameList(days, loaded.expiry_warning_days || [])) {
+      patch.expiry_warning_days = days;
+    }
+    if (controls.leak_response.value !== loaded.leak_response) patch.leak_response = controls.leak_response.value;
     return { patch, errors };
   }
 
@@ -246,6 +266,16 @@ function checkbox(label, name, input, hint) {
     h('label', { for: id }, input, ` ${label}`),
     h('p', { class: 'hint', id: hintId }, hint),
     h('p', { class: 'field-error', id: errorId, role: 'alert', hidden: true }));
+}
+
+/**
+ * "7, 30 1" → [30, 7, 1]: distinct, largest first, as the server stores
+ * them; null when a part is not a whole number (the range is the server's).
+ */
+function warningDays(text) {
+  const parts = text.split(/[\s,]+/).filter(Boolean);
+  if (!parts.every((p) => /^\d{1,9}$/.test(p))) return null;
+  return [...new Set(parts.map(Number))].sort((a, b) => b - a);
 }
 
 function lines(text) {

@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 import weakref
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 try:  # re-exported for page-flow tests; conftest skips (or fails under CI) without it
@@ -36,6 +37,20 @@ SCREENSHOT_DIR = REPO_ROOT / "target" / "console-screenshots"
 # `default`-only scopes admin:tenants and admin:signing-keys are refused
 # elsewhere). admin:keys:write implies read.
 TENANT_ADMIN_SCOPES = ("admin:keys:write", "admin:settings", "admin:audit")
+
+# Security events (TOML layered over the defaults by --config): receivers on
+# this machine over plain http, looked for often, retried fast and given up
+# after two attempts, so a test sees a delivery succeed, fail and be replayed
+# within seconds.
+EVENTS_TOML = """\
+[events]
+allowed_networks = ["127.0.0.0/8"]
+poll_interval_ms = 250
+timeout_ms = 2000
+max_attempts = 2
+backoff_base_ms = 200
+backoff_max_s = 1
+"""
 
 # How long a server may take from exec to "listening" (PostgreSQL migrations
 # on a busy 2-core machine included).
@@ -190,8 +205,112 @@ class PostgresDatabase:
                        check=True, capture_output=True, text=True, timeout=60)
 
 
+# ---------------------------------------------------- events and leak reports
+
+
+class Receiver:
+    """A receiver of security events on 127.0.0.1: answers every POST with
+    `status` (202 by default) and keeps what came (`received()`: dicts of
+    path, headers with lower-case names, body). Stop it with `close()`;
+    `Receiver(port=p)` listens on a port chosen earlier (see `free_port`)."""
+
+    def __init__(self, status: int = 202, port: int = 0):
+        self.status = status
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the stdlib's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with outer._lock:
+                    outer.requests.append({"path": self.path,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                                           "body": body.decode("utf-8", "replace")})
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # quiet: pytest shows failures only
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/events"
+        threading.Thread(target=self._server.serve_forever, daemon=True,
+                         name=f"receiver-{self.port}").start()
+
+    def received(self) -> list[dict]:
+        with self._lock:
+            return list(self.requests)
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now): a receiver that is down."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def set_claims(jwt: str) -> dict:
+    """The claims of a SET as received (not verified: the tests only read them)."""
+    payload = jwt.split(".")[1]
+    return jsonlib.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class LeakSender:
+    """A code host that reports leaked secrets: an ECDSA P-256 key the
+    server trusts (leaks.sender_keys) and the signature of a report body
+    (base64 DER over the raw bytes), as `POST /api/v1/leaks` wants it."""
+
+    key_id = "console-tests"
+
+    def __init__(self):
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._hash = hashes.SHA256()
+        self._ecdsa = ec.ECDSA
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self.public_pem = self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def toml(self) -> str:
+        return ("[leaks]\nsender_keys = [{ key_identifier = "
+                f"{jsonlib.dumps(self.key_id)}, key = {jsonlib.dumps(self.public_pem)} }}]\n")
+
+    def report(self, origin: str, items: list[dict]) -> HttpResponse:
+        """POSTs a signed report of `items` ({token, type, url, source})."""
+        body = jsonlib.dumps(items).encode()
+        signature = base64.b64encode(self._key.sign(body, self._ecdsa(self._hash))).decode()
+        return http("POST", f"{origin}/api/v1/leaks",
+                    {"Content-Type": "application/json",
+                     "Github-Public-Key-Identifier": self.key_id,
+                     "Github-Public-Key-Signature": signature}, body)
+
+
+def _leak_sender() -> "LeakSender | None":
+    try:
+        return LeakSender()
+    except ImportError:  # no `cryptography`: leak-report flows skip
+        return None
+
+
+# One per test session; every server trusts it.
+LEAK_SENDER = _leak_sender()
+
+
 class Server(ApiClient):
-    """`keymint serve` on a random loopback port over a fresh database.
+    """`keymint serve` on a random loopback port over a fresh database,
+    configured (`--config`) with EVENTS_TOML and, when `cryptography` is
+    there, LEAK_SENDER's key as a trusted leak reporter.
 
     Both output pipes are drained by threads for the life of the process (a
     full pipe would block the server); the last lines are kept for failure
@@ -210,8 +329,10 @@ class Server(ApiClient):
         self._port: int | None = None
         self._bootstrap: str | None = None
         self._open_streams = 2
+        config = workdir / "console-tests.toml"
+        config.write_text(EVENTS_TOML + (LEAK_SENDER.toml() if LEAK_SENDER else ""))
         args = [str(binary), "serve", "--bind", "127.0.0.1:0", "--print-bootstrap-key",
-                "--data-dir", str(workdir)]
+                "--data-dir", str(workdir), "--config", str(config)]
         if self.database:
             args += ["--database-url", self.database.url]
         child_env = {**os.environ,
