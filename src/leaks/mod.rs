@@ -13,6 +13,7 @@
 
 mod report;
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use base64::Engine;
@@ -119,6 +120,7 @@ pub async fn answer(
                 issuer: &issuer,
                 ttl_s,
             };
+            lock_tenants(conn, &reported)?;
             reported
                 .iter()
                 .map(|item| judge(conn, item, &origin, &lists))
@@ -128,6 +130,29 @@ pub async fn answer(
     .await
 }
 
+/// Locks the tenants of every key the report names, in one order (by id)
+/// before any is judged: two reports naming keys of the same tenants in
+/// other orders would otherwise each hold one lock and wait for the other's
+/// (a deadlock, on PostgreSQL). A secret always names the same key, and a
+/// key the same tenant, so the set cannot change after this look-up.
+fn lock_tenants(conn: &mut AnyConnection, reported: &[Reported]) -> Result<(), ApiError> {
+    let hashes: Vec<_> = reported
+        .iter()
+        .filter_map(|item| ApiKeySecret::parse(&item.token).ok())
+        .map(|secret| secret.hash())
+        .collect();
+    let tenant_ids: BTreeSet<String> = keys::find_many_by_secret_hash(conn, &hashes)?
+        .into_iter()
+        .flatten()
+        .map(|candidate| candidate.key.tenant_id)
+        .collect();
+    for tenant_id in &tenant_ids {
+        tenants::lock(conn, tenant_id)?;
+    }
+    Ok(())
+}
+
+/// One token's verdict, its tenant already locked by [`lock_tenants`].
 fn judge(
     conn: &mut AnyConnection,
     item: &Reported,
@@ -148,7 +173,6 @@ fn judge(
         return Ok(verdict("false_positive"));
     };
     let key = candidate.key;
-    tenants::lock(conn, &key.tenant_id)?;
     let tenant = tenants::find_by_id(conn, &key.tenant_id)?.ok_or(ApiError::NotFound)?;
     let response = LeakResponse::parse(&tenant.leak_response).unwrap_or(LeakResponse::Revoke);
     let actor = Actor::system("leak-report");
