@@ -50,6 +50,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             // The outbox is written by `audit::write`, in the change's own
             // transaction.
             "events::store",
+            "leaks::store",
         ],
     ),
     ("crypto/tokens", &["crypto", "tokens"]),

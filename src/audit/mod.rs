@@ -137,31 +137,6 @@ pub fn write(conn: &mut AnyConnection, record: Record<'_>, at: NaiveDateTime) ->
     send(conn, &record, at)
 }
 
-/// [`write`] once per `dedup` ever: a second report of the same thing
-/// writes nothing and sends nothing. Whether this call wrote it.
-pub fn write_once(
-    conn: &mut AnyConnection,
-    record: Record<'_>,
-    dedup: &str,
-    at: NaiveDateTime,
-) -> QueryResult<bool> {
-    let event = event_row(&record, at, 1, Some(format!("{}:{dedup}", record.action)));
-    // Nested: on PostgreSQL a failed statement aborts the transaction around it.
-    let inserted = conn.transaction(|conn| {
-        diesel::insert_into(audit_events::table)
-            .values(&event)
-            .execute(conn)
-    });
-    match inserted {
-        Ok(_) => send(conn, &record, at).map(|()| true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(other) => Err(other),
-    }
-}
-
 fn send(conn: &mut AnyConnection, record: &Record<'_>, at: NaiveDateTime) -> QueryResult<()> {
     outbox::enqueue(
         conn,

@@ -205,3 +205,12 @@ diesel::table! {
         sent_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    leak_reports (token_prefix, url_prefix) {
+        token_prefix -> Text,
+        url_prefix -> Text,
+        key_id -> Text,
+        reported_at -> Timestamp,
+    }
+}

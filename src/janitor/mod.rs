@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::db::{AnyConnection, DbError};
 use crate::events::store as events_store;
 use crate::grants::store as grants_store;
+use crate::leaks::store as leaks_store;
 use crate::tokens::signing::store as signing_store;
 use crate::tokens::signing::{LEEWAY_S, MAX_TOKEN_TTL_S};
 
@@ -57,6 +58,7 @@ pub fn purge(
     let signing_keys = signing_store::purge_before(conn, now - published_for)?;
     let retention = Duration::days(i64::from(settings.audit.retention_days));
     let audit_events = audit::purge_before(conn, now - retention)?;
+    leaks_store::purge_before(conn, now - retention)?;
     let kept = Duration::days(i64::from(settings.events.retention_days));
     let event_deliveries = events_store::purge_before(conn, now - kept)?;
     Ok(Purged {

@@ -12,7 +12,9 @@
 //! report is repeated. The whole report is one transaction.
 
 mod report;
+pub mod store;
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use base64::Engine;
@@ -119,6 +121,7 @@ pub async fn answer(
                 issuer: &issuer,
                 ttl_s,
             };
+            lock_tenants(conn, &reported)?;
             reported
                 .iter()
                 .map(|item| judge(conn, item, &origin, &lists))
@@ -128,6 +131,29 @@ pub async fn answer(
     .await
 }
 
+/// Locks the tenants of every key the report names, in one order (by id)
+/// before any is judged: two reports naming keys of the same tenants in
+/// other orders would otherwise each hold one lock and wait for the other's
+/// (a deadlock, on PostgreSQL). A secret always names the same key, and a
+/// key the same tenant, so the set cannot change after this look-up.
+fn lock_tenants(conn: &mut AnyConnection, reported: &[Reported]) -> Result<(), ApiError> {
+    let hashes: Vec<_> = reported
+        .iter()
+        .filter_map(|item| ApiKeySecret::parse(&item.token).ok())
+        .map(|secret| secret.hash())
+        .collect();
+    let tenant_ids: BTreeSet<String> = keys::find_many_by_secret_hash(conn, &hashes)?
+        .into_iter()
+        .flatten()
+        .map(|candidate| candidate.key.tenant_id)
+        .collect();
+    for tenant_id in &tenant_ids {
+        tenants::lock(conn, tenant_id)?;
+    }
+    Ok(())
+}
+
+/// One token's verdict, its tenant already locked by [`lock_tenants`].
 fn judge(
     conn: &mut AnyConnection,
     item: &Reported,
@@ -145,14 +171,32 @@ fn judge(
         return Ok(verdict("false_positive"));
     };
     let Some(candidate) = keys::find_by_secret_hash(conn, &secret.hash())? else {
-        return Ok(verdict("false_positive"));
+        // A previous secret that a leak already revoked is gone from its
+        // key; the report that did it is still on record.
+        let known = store::known(conn, &token_hash[..16])?;
+        return Ok(verdict(if known {
+            "true_positive"
+        } else {
+            "false_positive"
+        }));
     };
+    let now = chrono::Utc::now().naive_utc();
     let key = candidate.key;
-    tenants::lock(conn, &key.tenant_id)?;
+    // A previous secret past its grace period opens nothing any more: the
+    // report is recorded, the key keeps working.
+    let expired = candidate.via_previous && key.previous_expires_at.is_some_and(|at| at <= now);
     let tenant = tenants::find_by_id(conn, &key.tenant_id)?.ok_or(ApiError::NotFound)?;
     let response = LeakResponse::parse(&tenant.leak_response).unwrap_or(LeakResponse::Revoke);
     let actor = Actor::system("leak-report");
-    let first = audit::write_once(
+    let url_hash = hex(ring::digest::digest(&ring::digest::SHA256, item.url.as_bytes()).as_ref());
+    // What the table keeps of a reported token and URL: 64 bits of each
+    // SHA-256, enough to know a report again, nowhere near enough to find
+    // the secret.
+    let first = store::record(conn, &token_hash[..16], &url_hash[..16], &key.id, now)?;
+    if !first {
+        return Ok(verdict("true_positive"));
+    }
+    audit::write(
         conn,
         audit::Record {
             tenant_id: Some(&key.tenant_id),
@@ -168,12 +212,12 @@ fn judge(
                 "token_type": item.kind,
                 "response": response.as_str(),
                 "previous_secret": candidate.via_previous,
+                "previous_secret_expired": expired,
             }),
         },
-        &dedup(&key.id, &token_hash, &item.url),
-        chrono::Utc::now().naive_utc(),
+        now,
     )?;
-    if first && response == LeakResponse::Revoke && key.revoked_at.is_none() {
+    if response == LeakResponse::Revoke && !expired && key.revoked_at.is_none() {
         let reason = format!("leaked: reported by {} at {}", item.source, item.url);
         let reason: String = reason.chars().take(500).collect();
         keys::revoke_cascade(
@@ -185,17 +229,11 @@ fn judge(
                 actor: &actor,
                 origin,
                 lists: *lists,
-                now: chrono::Utc::now().naive_utc(),
+                now,
             },
         )?;
     }
     Ok(verdict("true_positive"))
-}
-
-/// One report of one token of one key at one URL, however often it comes.
-fn dedup(key_id: &str, token_hash: &str, url: &str) -> String {
-    let url_hash = hex(ring::digest::digest(&ring::digest::SHA256, url.as_bytes()).as_ref());
-    format!("{key_id}:{}:{}", &token_hash[..16], &url_hash[..16])
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -544,3 +544,103 @@ impl TestApp {
         answer.body
     }
 }
+/// A code host's secret-scanning sender: its own ECDSA P-256 key pair,
+/// published to the server as `leaks.sender_keys`, and signed leak reports
+/// (`POST /api/v1/leaks`) as the partner program sends them.
+pub struct LeakSender {
+    pub key_id: String,
+    pair: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl LeakSender {
+    pub fn new(key_id: &str) -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        Self {
+            key_id: key_id.to_owned(),
+            pair,
+            rng,
+        }
+    }
+
+    /// The public key as code hosts publish it: PEM SubjectPublicKeyInfo.
+    pub fn pem(&self) -> String {
+        use ring::signature::KeyPair;
+        let der = keymint::domain::sender_key::SenderKey::spki_der(self.pair.public_key().as_ref());
+        let b64 = STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    /// The `[leaks]` table that trusts this sender, `reports_per_s` as
+    /// given, laid out as the README shows it.
+    pub fn toml(&self, reports_per_s: f64) -> String {
+        format!(
+            "[leaks]\nsender_keys = [\n  {{ key_identifier = \"{}\", key = \"\"\"{}\"\"\" }},\n]\n\
+             reports_per_s = {reports_per_s:?}\n",
+            self.key_id,
+            self.pem().trim_end()
+        )
+    }
+
+    /// Base64 (standard) of the DER signature over `body`.
+    pub fn sign(&self, body: &[u8]) -> String {
+        STANDARD.encode(self.pair.sign(&self.rng, body).unwrap())
+    }
+
+    /// A report of `body` with whatever headers are given, as raw bytes.
+    pub async fn post(
+        app: &TestApp,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
+        let mut request = app
+            .client
+            .post(app.url("/api/v1/leaks"))
+            .header("Content-Type", "application/json");
+        if let Some(id) = key_id {
+            request = request.header("Github-Public-Key-Identifier", id);
+        }
+        if let Some(signature) = signature {
+            request = request.header("Github-Public-Key-Signature", signature);
+        }
+        request.body(body).send().await.expect("leak report")
+    }
+
+    /// `body` signed by this sender, answered as it comes.
+    pub async fn report_bytes(&self, app: &TestApp, body: Vec<u8>) -> Answer {
+        let signature = self.sign(&body);
+        answer(Self::post(app, Some(&self.key_id), Some(&signature), body).await).await
+    }
+
+    /// A signed report of `items` (a JSON array of {token, type, url, source}).
+    pub async fn report(&self, app: &TestApp, items: &Value) -> Answer {
+        self.report_bytes(app, items.to_string().into_bytes()).await
+    }
+}
+
+/// One reported token in the partner format.
+pub fn leak(token: &str, url: &str) -> Value {
+    json!({"token": token, "type": "keymint_api_key", "url": url, "source": "content"})
+}
+
+/// Hex SHA-256, as a report's answer names tokens.
+pub fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

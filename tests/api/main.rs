@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod janitor;
 mod keys;
+mod leaks;
 mod lifecycle;
 mod logs;
 mod lookups;

@@ -1,4 +1,5 @@
 DELETE FROM locks WHERE name = 'events';
+DROP TABLE leak_reports;
 DROP TABLE expiry_warnings;
 DROP TABLE event_outbox;
 DROP TABLE event_streams;

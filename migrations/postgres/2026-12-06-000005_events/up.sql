@@ -55,4 +55,16 @@ CREATE TABLE expiry_warnings (
     PRIMARY KEY (key_id, days, expires_at)
 );
 
+-- Leak reports acted on: one row per reported token and URL (64 bits of the
+-- SHA-256 of each, enough to know a report again and no more), so a report
+-- sent again changes nothing, and a secret a report already revoked is
+-- still known as a true positive.
+CREATE TABLE leak_reports (
+    token_prefix TEXT NOT NULL,
+    url_prefix TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    reported_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (token_prefix, url_prefix)
+);
+
 INSERT INTO locks (name) VALUES ('events');
