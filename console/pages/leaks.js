@@ -13,6 +13,7 @@ const ACTION = 'key.leaked';
 
 /** What the tenant's leak_response did, in words. */
 function response(details) {
+  if (details?.previous_secret_expired) return 'nothing to do: that secret no longer worked';
   if (details?.response === 'revoke') return 'revoked at once';
   if (details?.response === 'notify') return 'reported only (the key kept working)';
   return details?.response || '—';
@@ -21,6 +22,14 @@ function response(details) {
 /** Where the secret was found: shown as text, never as a link (it comes from outside). */
 function where(details) {
   return details?.url ? h('code', { class: 'id leak-url' }, details.url) : '—';
+}
+
+/** Which secret the report named. */
+function secretOf(details) {
+  if (!details?.previous_secret) return 'its current secret';
+  return details.previous_secret_expired
+    ? 'its previous secret, past its grace period'
+    : 'its previous secret, still in its grace period';
 }
 
 /** The key.leaked events of one key (newest first), [] when there are none. */
@@ -36,11 +45,13 @@ export function leakNotice(view, events) {
     h('h2', { id: 'leak-title' }, 'Leaked: this key\'s secret was found in public'),
     h('p', {}, revoked
       ? 'The key is revoked. Clients still holding the secret must get a new key.'
-      : 'The tenant\'s leak response only reports leaks, so the key still works: rotate its secret or revoke it.'),
+      : events.every((event) => event.details?.previous_secret_expired)
+        ? 'The leaked secret had been replaced and no longer worked, so the key was left alone.'
+        : 'The tenant\'s leak response only reports leaks, so the key still works: rotate its secret or revoke it.'),
     h('ul', { class: 'plain leak-list' }, events.map((event) => h('li', {},
       h('time', { datetime: event.at, title: event.at }, when(event.at)), ': reported by ',
       h('strong', {}, event.details?.source || 'an unnamed source'), ' at ', where(event.details),
-      ` (${event.details?.previous_secret ? 'its previous secret, still in its grace period' : 'its current secret'}; ${response(event.details)})`))));
+      ` (${secretOf(event.details)}; ${response(event.details)})`))));
 }
 
 /** The tenant's leak reports, newest first, with "load more". */
