@@ -180,10 +180,7 @@ async function deliveries(view, query) {
   const tbody = h('tbody');
   const list = pager({
     into: tbody,
-    fetchPage: async (cursor) => {
-      const answer = await api('GET', `${base}/deliveries`, { query: { state, before: cursor, limit: PAGE } });
-      return { items: answer.items, next_cursor: answer.next_before };
-    },
+    fetchPage: (cursor) => api('GET', `${base}/deliveries`, { query: { state, cursor, limit: PAGE } }),
     render: (delivery) => row(delivery),
     onError: (error) => showError(filters, error),
     noun: ['delivery', 'deliveries'],

@@ -28,3 +28,16 @@ pub fn take(
     .execute(conn)?;
     Ok(taken == 1)
 }
+
+/// Gives the lease up, if `holder` has it, so another replica need not wait
+/// for it to run out (a graceful stop).
+pub fn release(conn: &mut AnyConnection, name: &str, holder: &str) -> QueryResult<()> {
+    diesel::update(
+        locks::table
+            .filter(locks::name.eq(name))
+            .filter(locks::holder.eq(holder)),
+    )
+    .set(locks::held_until.eq(None::<NaiveDateTime>))
+    .execute(conn)?;
+    Ok(())
+}

@@ -73,6 +73,16 @@ impl Outbound {
         &self.guard
     }
 
+    /// Gives up the delivery lease on a graceful stop, so another replica
+    /// takes over at its next poll rather than after `events.lease_s`.
+    pub async fn release(&self, pool: &Pool, holder: &str) -> Result<(), DbError> {
+        let holder = holder.to_owned();
+        db::run(pool, move |conn| {
+            lease::release(conn, "events", &holder).map_err(DbError::from)
+        })
+        .await
+    }
+
     /// Tells the worker that events may be due now.
     pub fn wake(&self) {
         self.woken.notify_one();

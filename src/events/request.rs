@@ -49,9 +49,11 @@ impl StreamChanges {
     }
 }
 
-/// `GET /api/v1/event-streams/{id}/deliveries`.
+/// `GET /api/v1/event-streams/{id}/deliveries`: the state filter, the
+/// page size, and the sealed cursor as sent (opened by the service, which
+/// knows the stream it must be bound to).
 pub struct DeliveryQuery {
     pub state: Option<&'static str>,
-    pub before: Option<String>,
+    pub cursor: Option<String>,
     pub limit: i64,
 }

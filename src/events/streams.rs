@@ -12,7 +12,7 @@ use super::deliver::secret_aad;
 use super::outbound::Guard;
 use super::request::{DeliveryQuery, NewStream, StreamChanges};
 use super::store::{self, MAX_STREAMS_PER_TENANT};
-use super::view::{DeliveryList, DeliveryView, StreamList, StreamView};
+use super::view::{DeliveryView, StreamView};
 use crate::audit::{self, Actor, Origin};
 use crate::crypto::check;
 use crate::crypto::master::{MasterKey, Purpose};
@@ -20,6 +20,7 @@ use crate::db::models::EventStream;
 use crate::db::{self, AnyConnection, Pool};
 use crate::domain::events::EventType;
 use crate::error::{ApiError, FieldError};
+use crate::pagination::{Page, open_cursor};
 use crate::powers::{EventAdmin, Principal};
 use crate::tenants::store as tenants;
 
@@ -165,12 +166,13 @@ pub async fn create(
     .await
 }
 
-/// `GET /api/v1/event-streams`: the tenant's streams, oldest first.
+/// `GET /api/v1/event-streams`: the tenant's streams, oldest first, in one
+/// page (there are at most [`MAX_STREAMS_PER_TENANT`]).
 pub async fn list(
     pool: &Pool,
     principal: &Principal,
     _power: EventAdmin,
-) -> Result<StreamList, ApiError> {
+) -> Result<Page<StreamView>, ApiError> {
     let tenant = principal.tenant.clone();
     db::run(pool, move |conn| {
         let streams = store::list_streams(conn, &tenant.id)?;
@@ -178,7 +180,10 @@ pub async fn list(
             .iter()
             .map(|s| view(conn, s, &tenant.slug))
             .collect::<Result<_, _>>()?;
-        Ok(StreamList { items })
+        Ok(Page {
+            items,
+            next_cursor: None,
+        })
     })
     .await
 }
@@ -279,34 +284,63 @@ pub async fn delete(
     .await
 }
 
-/// `GET /api/v1/event-streams/{id}/deliveries`: newest first.
+/// What a deliveries cursor carries: the stream, the state filter and the
+/// last delivery of its page.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeliveryCursor {
+    s: String,
+    f: Option<String>,
+    k: String,
+}
+
+/// `GET /api/v1/event-streams/{id}/deliveries`: newest first, a sealed
+/// cursor to the next page; a cursor made for another stream or filter is
+/// a 400.
 pub async fn deliveries(
     pool: &Pool,
+    master: &Arc<MasterKey>,
     principal: &Principal,
     _power: EventAdmin,
     id: String,
     query: DeliveryQuery,
-) -> Result<DeliveryList, ApiError> {
+) -> Result<Page<DeliveryView>, ApiError> {
+    let filter = query.state.map(str::to_owned);
+    let before = match &query.cursor {
+        None => None,
+        Some(raw) => Some(
+            open_cursor::<DeliveryCursor>(master, raw)
+                .filter(|c| c.s == id && c.f == filter)
+                .map(|c| c.k)
+                .ok_or_else(|| {
+                    ApiError::invalid_fields(vec![FieldError::new(
+                        "cursor",
+                        "is not a cursor of this list",
+                    )])
+                })?,
+        ),
+    };
     let tenant = principal.tenant.clone();
+    let master = master.clone();
     db::run(pool, move |conn| {
         let stream = store::find_stream(conn, &tenant.id, &id)?.ok_or(ApiError::NotFound)?;
-        let mut rows = store::deliveries(
+        let rows = store::deliveries(
             conn,
             &stream.id,
             query.state,
-            query.before.as_deref(),
+            before.as_deref(),
             query.limit + 1,
         )?;
-        let more = rows.len() > usize::try_from(query.limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        Ok(DeliveryList {
-            next_before: if more {
-                rows.last().map(|r| r.id.clone())
-            } else {
-                None
+        Ok(Page::of_rows(
+            rows,
+            query.limit,
+            &master,
+            |last| DeliveryCursor {
+                s: stream.id.clone(),
+                f: filter.clone(),
+                k: last.id.clone(),
             },
-            items: rows.iter().map(DeliveryView::of).collect(),
-        })
+            |row| DeliveryView::of(&row),
+        ))
     })
     .await
 }

@@ -53,11 +53,6 @@ impl StreamView {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StreamList {
-    pub items: Vec<StreamView>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// The SET's `jti`: the same on every retry and replay.
     pub id: String,
@@ -102,12 +97,4 @@ impl DeliveryView {
             delivered_at: event.delivered_at.map(time),
         }
     }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DeliveryList {
-    /// Newest first.
-    pub items: Vec<DeliveryView>,
-    /// Pass as `before` for older ones; absent on the last page.
-    pub next_before: Option<String>,
 }

@@ -191,7 +191,7 @@ pub async fn create(
 }
 
 #[utoipa::path(operation_id = "listEventStreams", get, path = "/api/v1/event-streams", tag = "events", security(("admin_bearer" = [])),
-    responses((status = 200, description = "The tenant's streams, oldest first", body = crate::events::view::StreamList), crate::openapi::schemas::AdminErrors))]
+    responses((status = 200, description = "The tenant's streams, oldest first, in one page (at most 20)", body = crate::pagination::Page<crate::events::view::StreamView>), crate::openapi::schemas::AdminErrors))]
 pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
@@ -253,18 +253,18 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     state: Option<String>,
-    before: Option<String>,
     limit: Option<String>,
+    cursor: Option<String>,
 }
 
 #[utoipa::path(operation_id = "listEventDeliveries", get, path = "/api/v1/event-streams/{id}/deliveries", tag = "events", security(("admin_bearer" = [])),
     params(
         ("id" = String, Path),
         ("state" = Option<String>, Query, description = "`pending`, `delivered` or `failed`"),
-        ("before" = Option<String>, Query, description = "`next_before` of the previous page"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, with the same `state`"),
     ),
-    responses((status = 200, description = "Newest first", body = crate::events::view::DeliveryList), crate::openapi::schemas::AdminErrors))]
+    responses((status = 200, description = "Newest first", body = crate::pagination::Page<crate::events::view::DeliveryView>), crate::openapi::schemas::AdminErrors))]
 pub async fn deliveries(
     principal: Principal,
     path: web::Path<String>,
@@ -288,22 +288,23 @@ pub async fn deliveries(
             }
         },
     };
-    if q.before
-        .as_deref()
-        .is_some_and(|b| uuid::Uuid::try_parse(b).is_err())
-    {
-        errors.push(FieldError::new("before", "must be a delivery id"));
-    }
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
     let request = DeliveryQuery {
         state: wanted,
-        before: q.before,
+        cursor: q.cursor,
         limit,
     };
-    let list =
-        streams::deliveries(&state.pool, &principal, power, path.into_inner(), request).await?;
+    let list = streams::deliveries(
+        &state.pool,
+        &state.master,
+        &principal,
+        power,
+        path.into_inner(),
+        request,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 

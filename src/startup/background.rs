@@ -112,10 +112,11 @@ pub(super) fn spawn_background(state: web::Data<AppState>) -> tokio::task::JoinH
 /// only other events, never the flushes or reloads above. A full batch is
 /// followed at once by the next; otherwise it waits `events.poll_interval_ms`
 /// or until a change on this replica wakes it.
-pub(super) fn spawn_events(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
+pub(super) fn spawn_events(
+    state: web::Data<AppState>,
+    holder: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        // A replica's lease identity: unique per process.
-        let holder = uuid::Uuid::now_v7().to_string();
         loop {
             let full = match state.events.tick(state.event_sources(), &holder).await {
                 Ok(Some(round)) => {

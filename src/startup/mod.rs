@@ -143,7 +143,9 @@ impl Application {
     /// letting in-flight requests finish within `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let background = background::spawn_background(self.state.clone());
-        let events = background::spawn_events(self.state.clone());
+        // This process's identity on the delivery lease.
+        let holder = uuid::Uuid::now_v7().to_string();
+        let events = background::spawn_events(self.state.clone(), holder.clone());
         let metrics_upkeep = tokio::spawn(crate::metrics::upkeep());
         let metrics = self.metrics_server.handle();
         let metrics_task = tokio::spawn(self.metrics_server);
@@ -162,6 +164,9 @@ impl Application {
         metrics_upkeep.abort();
         metrics.stop(true).await;
         let _ = metrics_task.await;
+        if let Err(err) = self.state.events.release(&self.state.pool, &holder).await {
+            tracing::warn!(error = %err, "could not give up the event delivery lease");
+        }
         // Whatever was counted since the last flush is written before exit.
         if let Err(err) = self.state.usage.flush(&self.state.pool).await {
             tracing::warn!(error = %err, "final usage flush failed");

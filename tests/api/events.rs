@@ -29,6 +29,7 @@ backend_tests!(
     the_receiver_url_guard_refuses_private_and_link_local_addresses,
     streams_are_the_tenants_own_and_need_admin_events,
     a_receiver_no_longer_allowed_is_not_called,
+    a_graceful_stop_hands_delivery_over_at_once,
 );
 
 fn jtis(pushes: &[crate::helpers::Received], http_claims: &[Value]) -> Vec<String> {
@@ -234,6 +235,42 @@ async fn a_failing_receiver_gets_every_event_exactly_once(backend: Backend) {
     assert!(items.iter().all(|d| d["state"] == "delivered"), "{items:?}");
     let attempts: i64 = items.iter().map(|d| d["attempts"].as_i64().unwrap()).sum();
     assert_eq!(attempts, 6 + 3, "three retries in all");
+    // Pages follow a sealed cursor bound to the stream and the filter.
+    let path = format!("/api/v1/event-streams/{stream_id}/deliveries");
+    let first = app
+        .api("GET", &format!("{path}?limit=4"), &admin, None, None)
+        .await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 4);
+    let cursor = first.str("next_cursor").expect("a next page").to_owned();
+    let second = app
+        .api(
+            "GET",
+            &format!("{path}?limit=4&cursor={cursor}"),
+            &admin,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(second.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let paged: BTreeSet<&str> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.body["items"].as_array().unwrap())
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(paged.len(), 6, "every delivery once across pages");
+    let refiltered = app
+        .api(
+            "GET",
+            &format!("{path}?limit=4&state=failed&cursor={cursor}"),
+            &admin,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(refiltered.status, 400, "a cursor is bound to its filter");
 
     // A receiver that refuses the SET itself (RFC 8935 §2.3) fails it at
     // once; an admin replays it with the same jti.
@@ -896,6 +933,53 @@ async fn a_receiver_no_longer_allowed_is_not_called(backend: Backend) {
         "the receiver was never called"
     );
     strict.stop().await;
+}
+
+/// A replica that stops gracefully gives up the delivery lease: the next
+/// one delivers at once, not `events.lease_s` (30 s here) later.
+async fn a_graceful_stop_hands_delivery_over_at_once(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    let receiver = Receiver::start().await;
+    let env = [
+        ("KEYMINT__EVENTS__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]"),
+        ("KEYMINT__EVENTS__POLL_INTERVAL_MS", "100"),
+    ];
+    let mut first = ServerProcess::start(&db, &env).await;
+    let secret = admin_secret(&db).await;
+    let http = reqwest::Client::new();
+    let node = first.base_url();
+    let admin = crate::client::admin_token_at(&http, &node, &secret, &node).await;
+    let made = post(&http, &node, &admin, "/api/v1/event-streams",
+        json!({"endpoint": receiver.url(), "audience": AUDIENCE, "events": ["urn:keymint:event:key-created"]})).await;
+    assert_eq!(made.0, 201, "{:?}", made.1);
+    // It holds the lease: it delivers its own event.
+    let _ = crate::client::create_key_at(
+        &http,
+        &node,
+        &admin,
+        json!({"name": "one", "scopes": ["a"]}),
+    )
+    .await;
+    receiver
+        .wait_until(Duration::from_secs(5), |got| got.len() == 1)
+        .await;
+    first.signal("TERM");
+    let _ = first.child.wait().await;
+
+    let second = ServerProcess::start(&db, &env).await;
+    let node = second.base_url();
+    let admin = crate::client::admin_token_at(&http, &node, &secret, &node).await;
+    let _ = crate::client::create_key_at(
+        &http,
+        &node,
+        &admin,
+        json!({"name": "two", "scopes": ["a"]}),
+    )
+    .await;
+    receiver
+        .wait_until(Duration::from_secs(5), |got| got.len() == 2)
+        .await;
+    second.stop().await;
 }
 
 /// A key with the powers these tests use, made with the CLI before any

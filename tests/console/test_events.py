@@ -306,7 +306,7 @@ def test_deliveries_arrive_fail_at_a_down_receiver_and_replay(page, server, even
     (after,) = [s for s in streams_of(server, token) if s["id"] == down["id"]]
     assert after["failed"] == 0 and after["pending"] == 0, after
 
-    # More than a page: "Load more" follows next_before.
+    # More than a page: "Load more" follows next_cursor.
     keys = [new_key(server, token, f"bulk {i}")["id"] for i in range(26)]
     status, body = call(server, token, "POST", "/keys/revoke", {"ids": keys, "reason": "bulk"})
     assert status == 200 and len(body["revoked"]) == 26, body
