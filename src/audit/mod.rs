@@ -332,20 +332,15 @@ pub fn denied_many(
         ..record
     };
     let event = event_row(&record, at, count, Some(key.clone()));
-    // In its own (nested) transaction: on PostgreSQL a failed statement
-    // aborts the transaction around it, and the caller's may hold others.
-    let inserted = conn.transaction(|conn| {
+    let inserted = crate::db::insert_new(conn, |conn| {
         diesel::insert_into(audit_events::table)
             .values(&event)
             .execute(conn)
-    });
-    match inserted {
-        Ok(_) => Ok(()),
+    })?;
+    if inserted {
+        Ok(())
+    } else {
         // Another writer inserted the minute's row first: count on it.
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => bump(conn).map(|_| ()),
-        Err(other) => Err(other),
+        bump(conn).map(|_| ())
     }
 }

@@ -43,6 +43,24 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// database. An arbitrary constant: "keymint" in ASCII.
 const PG_STARTUP_LOCK: i64 = 0x006b_6579_6d69_6e74;
 
+/// Runs `insert` in a nested transaction (on PostgreSQL a failed statement
+/// aborts the transaction around it): true when it inserted, false when a
+/// unique key already held the row, which leaves the caller's transaction
+/// usable. For "once" records: a warning sent, a report acted on.
+pub fn insert_new(
+    conn: &mut AnyConnection,
+    insert: impl FnOnce(&mut AnyConnection) -> QueryResult<usize>,
+) -> QueryResult<bool> {
+    match conn.transaction(insert) {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// A transaction for work that writes. On SQLite its first statement is a
 /// write, so the write lock is taken (waiting up to the busy timeout) before
 /// anything is read: a read-then-write transaction could otherwise fail at

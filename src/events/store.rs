@@ -10,9 +10,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::db::AnyConnection;
 use crate::db::models::{EventStream, OutboxEvent};
 use crate::db::schema::{api_keys, event_outbox, event_streams, expiry_warnings, tenants};
+use crate::db::{self, AnyConnection};
 use crate::domain::events::EventType;
 
 /// A delivery's state.
@@ -421,8 +421,7 @@ pub fn mark_warned(
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    // Nested: on PostgreSQL a failed insert aborts the transaction around it.
-    let inserted = conn.transaction(|conn| {
+    db::insert_new(conn, |conn| {
         diesel::insert_into(expiry_warnings::table)
             .values((
                 expiry_warnings::key_id.eq(key_id),
@@ -431,13 +430,5 @@ pub fn mark_warned(
                 expiry_warnings::sent_at.eq(now),
             ))
             .execute(conn)
-    });
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(other) => Err(other),
-    }
+    })
 }

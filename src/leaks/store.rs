@@ -4,8 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::AnyConnection;
 use crate::db::schema::leak_reports;
+use crate::db::{self, AnyConnection};
 
 /// Records a report of a token at a URL; false when it was recorded before.
 pub fn record(
@@ -15,8 +15,7 @@ pub fn record(
     key_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    // Nested: on PostgreSQL a failed insert aborts the transaction around it.
-    let inserted = conn.transaction(|conn| {
+    db::insert_new(conn, |conn| {
         diesel::insert_into(leak_reports::table)
             .values((
                 leak_reports::token_prefix.eq(token_prefix),
@@ -25,15 +24,7 @@ pub fn record(
                 leak_reports::reported_at.eq(now),
             ))
             .execute(conn)
-    });
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Ok(false),
-        Err(other) => Err(other),
-    }
+    })
 }
 
 /// Whether a token was reported (and acted on) before, at any URL.
