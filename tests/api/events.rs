@@ -30,6 +30,7 @@ backend_tests!(
     streams_are_the_tenants_own_and_need_admin_events,
     a_receiver_no_longer_allowed_is_not_called,
     a_graceful_stop_hands_delivery_over_at_once,
+    redirects_are_not_followed,
 );
 
 fn jtis(pushes: &[crate::helpers::Received], http_claims: &[Value]) -> Vec<String> {
@@ -1017,4 +1018,31 @@ async fn post(
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A receiver's redirect is an answer, not a place to go: the push is
+/// retried at the registered URL and the redirect's target never called.
+async fn redirects_are_not_followed(backend: Backend) {
+    let app = spawn_app_with(backend, FAST).await;
+    let receiver = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    receiver.redirect_next(1, &elsewhere.url());
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    app.create_stream(
+        &admin,
+        json!({"endpoint": receiver.url(), "audience": AUDIENCE, "events": ["urn:keymint:event:key-created"]}),
+    )
+    .await;
+    let _ = app
+        .create_key(&admin, json!({"name": "k", "scopes": ["a"]}))
+        .await;
+    receiver
+        .wait_until(Duration::from_secs(5), |got| got.len() == 1)
+        .await;
+    let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [307, 202], "retried at the registered URL");
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was not followed"
+    );
 }

@@ -589,6 +589,8 @@ struct ReceiverState {
     got: std::sync::Mutex<Vec<Received>>,
     /// Statuses to answer before answering 202 again.
     failures: std::sync::Mutex<std::collections::VecDeque<u16>>,
+    /// The `Location` of a 3xx answer.
+    location: std::sync::Mutex<Option<String>>,
 }
 
 /// A security-event receiver (RFC 8935) on a loopback port: records every
@@ -664,6 +666,12 @@ impl Receiver {
     pub fn fail_next(&self, n: usize, status: u16) {
         let mut failures = self.state.failures.lock().expect("receiver");
         failures.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Answers the next `n` pushes with a 307 to `location`.
+    pub fn redirect_next(&self, n: usize, location: &str) {
+        *self.state.location.lock().expect("receiver") = Some(location.to_owned());
+        self.fail_next(n, 307);
     }
 
     /// Every push so far, accepted or not.
