@@ -277,6 +277,8 @@ pub struct EventStream {
     /// JSON list of event URIs; `None`: every event.
     pub events: Option<String>,
     pub enabled: bool,
+    /// After a failed push: nothing but one probe until then.
+    pub paused_until: Option<NaiveDateTime>,
     pub bearer_secret: Option<Vec<u8>>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

@@ -171,6 +171,7 @@ diesel::table! {
         audience -> Text,
         events -> Nullable<Text>,
         enabled -> Bool,
+        paused_until -> Nullable<Timestamp>,
         bearer_secret -> Nullable<Binary>,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -20,9 +20,15 @@ use crate::db::{self, DbError, Pool, lease};
 use crate::domain::events::SET_MEDIA_TYPE;
 use crate::tokens::signing::KeyRing;
 
-/// Deliveries taken per round, all sent at once: a round lasts at most one
+/// Deliveries sent per round, all at once: a round lasts at most one
 /// `events.timeout_ms`, which the lease outlasts (checked at load).
 const BATCH: usize = 16;
+/// At most this many of one stream's deliveries per round, so one busy
+/// receiver cannot take every slot (a failing one is paused, see
+/// `store::pause_stream`); due rows are read four rounds' worth ahead to
+/// find the others.
+const PER_STREAM: usize = 4;
+const LOOK_AHEAD: usize = BATCH * 4;
 
 /// What the worker reads through.
 pub struct Sources<'a> {
@@ -111,15 +117,17 @@ impl Outbound {
                 return Ok::<_, DbError>(None);
             }
             let warnings = if scan { expiry::scan(conn, now)? } else { 0 };
-            Ok(Some((warnings, store::due(conn, now, BATCH as i64)?)))
+            Ok(Some((warnings, store::due(conn, now, LOOK_AHEAD as i64)?)))
         })
         .await?;
-        let Some((warnings, due)) = work else {
+        let Some((warnings, read)) = work else {
             return Ok(None);
         };
+        let more = read.len() == LOOK_AHEAD;
+        let due = fair_share(read);
         let mut round = Round {
             warnings,
-            full: due.len() == BATCH,
+            full: more || due.len() == BATCH,
             ..Round::default()
         };
         let src = &src;
@@ -143,6 +151,15 @@ impl Outbound {
                 let now = Utc::now().naive_utc();
                 for (event, attempt) in &outcomes {
                     store::record(conn, &event.id, event.attempts, attempt, now)?;
+                }
+                for (event, attempt) in &outcomes {
+                    match attempt {
+                        Attempt::Retry { at, .. } => {
+                            store::pause_stream(conn, &event.stream_id, *at)?
+                        }
+                        Attempt::Delivered { .. } => store::resume_stream(conn, &event.stream_id)?,
+                        Attempt::Failed { .. } => {}
+                    }
                 }
                 Ok::<_, DbError>(())
             })
@@ -248,6 +265,26 @@ impl Outbound {
             at: Utc::now().naive_utc() + backoff(&self.settings, tries),
         }
     }
+}
+
+/// The round's deliveries from the due rows (oldest first): at most
+/// [`PER_STREAM`] of each stream, one (a probe) of a stream whose pause just
+/// ended, at most [`BATCH`] in all.
+fn fair_share(read: Vec<(OutboxEvent, EventStream)>) -> Vec<(OutboxEvent, EventStream)> {
+    let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    read.into_iter()
+        .filter(|(event, stream)| {
+            let share = if stream.paused_until.is_some() {
+                1
+            } else {
+                PER_STREAM
+            };
+            let n = taken.entry(event.stream_id.clone()).or_default();
+            *n += 1;
+            *n <= share
+        })
+        .take(BATCH)
+        .collect()
 }
 
 /// Where a stream's bearer secret belongs.

@@ -278,8 +278,8 @@ pub fn replay(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryRe
         .map(|_| ())
 }
 
-/// Up to `limit` deliveries due by `now` on enabled streams, the longest
-/// waiting first.
+/// Up to `limit` deliveries due by `now` on enabled streams that are not
+/// paused, the longest waiting first.
 pub fn due(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
@@ -290,10 +290,46 @@ pub fn due(
         .filter(event_outbox::state.eq(PENDING))
         .filter(event_outbox::next_attempt_at.le(now))
         .filter(event_streams::enabled.eq(true))
+        .filter(
+            event_streams::paused_until
+                .is_null()
+                .or(event_streams::paused_until.le(now)),
+        )
         .order((event_outbox::next_attempt_at.asc(), event_outbox::id.asc()))
         .limit(limit)
         .select((OutboxEvent::as_select(), EventStream::as_select()))
         .load(conn)
+}
+
+/// After a failed push, sends nothing more to the stream until `until`
+/// (but one probe), without spending its deliveries' attempts.
+pub fn pause_stream(
+    conn: &mut AnyConnection,
+    stream_id: &str,
+    until: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        event_streams::table.find(stream_id).filter(
+            event_streams::paused_until
+                .is_null()
+                .or(event_streams::paused_until.lt(until)),
+        ),
+    )
+    .set(event_streams::paused_until.eq(Some(until)))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// A push went through: the stream takes its full share again.
+pub fn resume_stream(conn: &mut AnyConnection, stream_id: &str) -> QueryResult<()> {
+    diesel::update(
+        event_streams::table
+            .find(stream_id)
+            .filter(event_streams::paused_until.is_not_null()),
+    )
+    .set(event_streams::paused_until.eq(None::<NaiveDateTime>))
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// What one attempt came to.

@@ -139,6 +139,7 @@ pub async fn create(
                 audience: request.audience,
                 events: events_json(request.events.as_deref()),
                 enabled: request.enabled,
+                paused_until: None,
                 bearer_secret: None,
                 created_at: now,
                 updated_at: now,

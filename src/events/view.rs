@@ -24,6 +24,8 @@ pub struct StreamView {
     /// Whether keymint sends `Authorization: Bearer …` (the secret itself is
     /// never shown again).
     pub has_bearer_secret: bool,
+    /// After a failed push: until when only one probe goes to it.
+    pub paused_until: Option<String>,
     /// Deliveries waiting (first try or retry) and given up.
     pub pending: i64,
     pub failed: i64,
@@ -44,6 +46,7 @@ impl StreamView {
                 .and_then(|j| serde_json::from_str(j).ok()),
             enabled: stream.enabled,
             has_bearer_secret: stream.bearer_secret.is_some(),
+            paused_until: stream.paused_until.map(time),
             pending,
             failed,
             created_at: time(stream.created_at),

@@ -31,6 +31,7 @@ backend_tests!(
     a_receiver_no_longer_allowed_is_not_called,
     a_graceful_stop_hands_delivery_over_at_once,
     redirects_are_not_followed,
+    a_hanging_receiver_does_not_hold_up_the_others,
 );
 
 fn jtis(pushes: &[crate::helpers::Received], http_claims: &[Value]) -> Vec<String> {
@@ -1045,4 +1046,52 @@ async fn redirects_are_not_followed(backend: Backend) {
         elsewhere.received().is_empty(),
         "the redirect was not followed"
     );
+}
+
+/// A receiver that hangs does not hold up the others: after its first
+/// timeout its deliveries wait out their backoff together, one probe at a
+/// time, while a healthy stream's flow on.
+async fn a_hanging_receiver_does_not_hold_up_the_others(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        "[events]\nallowed_networks = [\"127.0.0.0/8\"]\npoll_interval_ms = 100\n\
+         timeout_ms = 1500\nbackoff_base_ms = 20000\nbackoff_max_s = 60\nlease_s = 5\n",
+    )
+    .await;
+    let (dead_port, _hole) = crate::helpers::black_hole().await;
+    let live = Receiver::start().await;
+    let admin = app.admin_token(&app.bootstrap_key).await;
+    let events = json!(["urn:keymint:event:key-created"]);
+    app.create_stream(
+        &admin,
+        json!({"endpoint": format!("http://127.0.0.1:{dead_port}/hangs"), "audience": AUDIENCE, "events": events}),
+    )
+    .await;
+    app.create_stream(
+        &admin,
+        json!({"endpoint": live.url(), "audience": AUDIENCE, "events": events}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        let _ = app
+            .create_key(&admin, json!({"name": format!("k{i}"), "scopes": ["a"]}))
+            .await;
+    }
+    // Without the pause every 1.5 s round would spend slots on the hanging
+    // receiver: the live stream's 40 would wait round after round.
+    live.wait_until(Duration::from_secs(20), |got| got.len() >= 40)
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the healthy stream waited {took:?}"
+    );
+    let streams = app
+        .api("GET", "/api/v1/event-streams", &admin, None, None)
+        .await;
+    let dead = &streams.body["items"][0];
+    assert!(dead["pending"].as_i64().unwrap() >= 39, "{dead}");
+    assert!(dead["paused_until"].is_string(), "{dead}");
+    assert!(streams.body["items"][1]["paused_until"].is_null());
 }

@@ -713,3 +713,20 @@ impl Receiver {
         self.handle.stop(false).await;
     }
 }
+
+/// A loopback port that accepts connections and never answers: a receiver
+/// that hangs until the caller's timeout. Its connections live as long as
+/// the task.
+pub async fn black_hole() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("black hole binds");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, task)
+}

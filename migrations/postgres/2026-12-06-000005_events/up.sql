@@ -8,6 +8,9 @@ ALTER TABLE tenants ADD COLUMN leak_response TEXT NOT NULL DEFAULT 'revoke';
 
 -- A tenant's receivers. `events` is a JSON list of event URIs, NULL for all;
 -- `bearer_secret` is sealed under the master key (AAD: table, id, tenant).
+-- `paused_until`: after a failed push nothing more goes to the receiver
+-- until then but one probe, so a receiver that is down costs one timeout per
+-- backoff, not a share of every round.
 CREATE TABLE event_streams (
     id TEXT PRIMARY KEY NOT NULL,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
@@ -15,6 +18,7 @@ CREATE TABLE event_streams (
     audience TEXT NOT NULL,
     events TEXT,
     enabled BOOLEAN NOT NULL,
+    paused_until TIMESTAMP,
     bearer_secret BYTEA,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
