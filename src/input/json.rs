@@ -47,6 +47,16 @@ impl<T> Field<T> {
     pub fn is_absent(&self) -> bool {
         matches!(self, Self::Absent)
     }
+
+    /// A merge-patch member that may be removed: `None` leaves it as it is,
+    /// `Some(None)` clears it.
+    pub fn nullable(self) -> Option<Option<T>> {
+        match self {
+            Self::Absent => None,
+            Self::Null => Some(None),
+            Self::Value(v) => Some(Some(v)),
+        }
+    }
 }
 
 fn depth(value: &Value) -> usize {
@@ -105,6 +115,18 @@ impl Body {
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
+    }
+
+    /// A merge-patch member that may change but not be removed: `null` is
+    /// recorded as an error of `name`.
+    pub fn not_null<T>(&mut self, name: &str, field: Field<T>) -> Option<T> {
+        match field {
+            Field::Null => {
+                self.error(name, "cannot be null");
+                None
+            }
+            other => other.value(),
+        }
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -124,35 +124,17 @@ fn parse_new(bytes: &[u8]) -> Result<NewStream, ApiError> {
     }
 }
 
-fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
-    match field {
-        Field::Null => {
-            body.error(name, "cannot be null");
-            None
-        }
-        other => other.value(),
-    }
-}
-
-fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
-    match field {
-        Field::Absent => None,
-        Field::Null => Some(None),
-        Field::Value(v) => Some(Some(v)),
-    }
-}
-
 fn parse_changes(bytes: &[u8]) -> Result<StreamChanges, ApiError> {
     let mut body = Body::parse(bytes, FIELDS)?;
     let f = body.string("endpoint", 1, crate::events::outbound::MAX_URL_LEN);
-    let endpoint = not_null(&mut body, "endpoint", f);
+    let endpoint = body.not_null("endpoint", f);
     let f = audience_field(&mut body);
-    let audience = not_null(&mut body, "audience", f);
-    let events = nullable(events(&mut body));
+    let audience = body.not_null("audience", f);
+    let events = events(&mut body).nullable();
     let f = body.boolean("enabled");
-    let enabled = not_null(&mut body, "enabled", f);
+    let enabled = body.not_null("enabled", f);
     let f = body.string("bearer_secret", 1, MAX_SECRET);
-    let bearer_secret = nullable(secret(&mut body, f));
+    let bearer_secret = secret(&mut body, f).nullable();
     body.finish()?;
     Ok(StreamChanges {
         endpoint,

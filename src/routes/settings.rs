@@ -12,7 +12,7 @@ use crate::domain::events::{
 use crate::domain::lists::{AllowList, Audiences};
 use crate::error::ApiError;
 use crate::input::body::{BODY_LIMIT, read_limited};
-use crate::input::json::{Body, Field, is_json};
+use crate::input::json::{Body, is_json};
 use crate::powers::Principal;
 use crate::routes::keys::parse::checked;
 use crate::tenants::policy::{self, MAX_AUDIENCES, MAX_LIFETIME_S, MAX_RANGES};
@@ -74,65 +74,51 @@ pub(crate) const FIELDS: &[&str] = &[
     "force",
 ];
 
-fn nullable<T>(field: Field<T>) -> Option<Option<T>> {
-    match field {
-        Field::Absent => None,
-        Field::Null => Some(None),
-        Field::Value(v) => Some(Some(v)),
-    }
-}
-
-fn not_null<T>(body: &mut Body, name: &str, field: Field<T>) -> Option<T> {
-    match field {
-        Field::Null => {
-            body.error(name, "cannot be null");
-            None
-        }
-        other => other.value(),
-    }
-}
-
 /// Parses a patch body; every bad field is named.
 pub fn parse_patch(bytes: &[u8]) -> Result<SettingsPatch, ApiError> {
     let mut body = Body::parse(bytes, FIELDS)?;
     let f = body.boolean("api_keys_enabled");
-    let api_keys_enabled = not_null(&mut body, "api_keys_enabled", f);
-    let default_key_lifetime_s =
-        nullable(body.integer("default_key_lifetime_s", 60, MAX_LIFETIME_S));
-    let max_key_lifetime_s = nullable(body.integer("max_key_lifetime_s", 60, MAX_LIFETIME_S));
+    let api_keys_enabled = body.not_null("api_keys_enabled", f);
+    let default_key_lifetime_s = body
+        .integer("default_key_lifetime_s", 60, MAX_LIFETIME_S)
+        .nullable();
+    let max_key_lifetime_s = body
+        .integer("max_key_lifetime_s", 60, MAX_LIFETIME_S)
+        .nullable();
     let f = body.integer("max_keys_per_owner", 1, 1000);
-    let max_keys_per_owner = not_null(&mut body, "max_keys_per_owner", f);
+    let max_keys_per_owner = body.not_null("max_keys_per_owner", f);
     let f = body.integer("default_token_ttl_s", 30, 3600);
-    let default_token_ttl_s = not_null(&mut body, "default_token_ttl_s", f);
+    let default_token_ttl_s = body.not_null("default_token_ttl_s", f);
     let f = body.integer("max_token_ttl_s", 30, 3600);
-    let max_token_ttl_s = not_null(&mut body, "max_token_ttl_s", f);
+    let max_token_ttl_s = body.not_null("max_token_ttl_s", f);
     let f = body.boolean("require_ip_allowlist");
-    let require_ip_allowlist = not_null(&mut body, "require_ip_allowlist", f);
+    let require_ip_allowlist = body.not_null("require_ip_allowlist", f);
     let f = body.strings("allowed_ip_ranges", MAX_RANGES, AllowList::check);
     let f = checked(&mut body, "allowed_ip_ranges", f, AllowList::parse);
-    let allowed_ip_ranges = not_null(&mut body, "allowed_ip_ranges", f);
+    let allowed_ip_ranges = body.not_null("allowed_ip_ranges", f);
     let f = body.strings("audiences", MAX_AUDIENCES, Audiences::check);
     let f = checked(&mut body, "audiences", f, Audiences::parse);
-    let audiences = not_null(&mut body, "audiences", f);
+    let audiences = body.not_null("audiences", f);
     let f = body.string("default_audience", 1, 200);
-    let default_audience = not_null(&mut body, "default_audience", f);
+    let default_audience = body.not_null("default_audience", f);
     if let Some(d) = &default_audience
         && let Err(e) = audience::check(d)
     {
         body.error("default_audience", e);
     }
     let f = body.positive_number("default_rate_limit_per_s", 1_000_000.0);
-    let default_rate_limit_per_s = not_null(&mut body, "default_rate_limit_per_s", f);
+    let default_rate_limit_per_s = body.not_null("default_rate_limit_per_s", f);
     let f = body.integers(
         "expiry_warning_days",
         MAX_EXPIRY_WARNINGS,
         1,
         MAX_EXPIRY_WARNING_DAYS,
     );
-    let expiry_warning_days =
-        not_null(&mut body, "expiry_warning_days", f).map(|d| normalize_warning_days(&d));
+    let expiry_warning_days = body
+        .not_null("expiry_warning_days", f)
+        .map(|d| normalize_warning_days(&d));
     let f = body.string("leak_response", 1, 10);
-    let leak_response = match not_null(&mut body, "leak_response", f) {
+    let leak_response = match body.not_null("leak_response", f) {
         Some(text) => {
             let parsed = LeakResponse::parse(&text);
             if parsed.is_none() {
