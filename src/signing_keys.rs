@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono::{NaiveDateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::{Actor, Origin};
@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::crypto::master::MasterKey;
 use crate::db::models::SigningKeyRow;
 use crate::db::{self, Pool};
+use crate::domain::text::timestamp;
 use crate::error::ApiError;
 use crate::powers::SigningKeyAdmin;
 use crate::tokens::signing::{self, KeyRing, Rotation, SigningError};
@@ -38,19 +39,15 @@ pub struct SigningKeyView {
     revoked_at: Option<String>,
 }
 
-fn time(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn view(row: &SigningKeyRow, rows: &[SigningKeyRow], now: NaiveDateTime) -> SigningKeyView {
     SigningKeyView {
         kid: row.kid.clone(),
         alg: row.alg.clone(),
         state: signing::state_of(row, rows, now),
-        created_at: time(row.created_at),
-        activates_at: time(row.activates_at),
-        retired_at: row.retired_at.map(time),
-        revoked_at: row.revoked_at.map(time),
+        created_at: timestamp(row.created_at),
+        activates_at: timestamp(row.activates_at),
+        retired_at: row.retired_at.map(timestamp),
+        revoked_at: row.revoked_at.map(timestamp),
     }
 }
 

@@ -1,4 +1,8 @@
-//! Text helpers for messages that quote what a client sent.
+//! Text helpers: quoting what a client sent in a message, and the one
+//! spelling of bytes (lowercase hex) and instants (RFC 3339, milliseconds,
+//! `Z`) the API and the audit log use.
+
+use chrono::{NaiveDateTime, SecondsFormat};
 
 /// Makes `s` safe to quote in an `error_description`: printable ASCII, short.
 pub fn ascii_quote(s: &str) -> String {
@@ -12,6 +16,16 @@ pub fn ascii_quote(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Lowercase hex, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored (UTC) instant as the API shows it: `2026-12-06T08:14:22.526Z`.
+pub fn timestamp(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Splits an `Authorization` header value into scheme and credentials (the

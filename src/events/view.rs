@@ -1,15 +1,11 @@
 //! Streams and deliveries as the admin API shows them: never the bearer
 //! secret, only whether there is one.
 
-use chrono::{NaiveDateTime, SecondsFormat};
 use serde::Serialize;
 
 use crate::db::models::{EventStream, OutboxEvent};
 use crate::domain::events::{EventType, URI_PREFIX};
-
-fn time(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::domain::text::timestamp;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StreamView {
@@ -46,11 +42,11 @@ impl StreamView {
                 .and_then(|j| serde_json::from_str(j).ok()),
             enabled: stream.enabled,
             has_bearer_secret: stream.bearer_secret.is_some(),
-            paused_until: stream.paused_until.map(time),
+            paused_until: stream.paused_until.map(timestamp),
             pending,
             failed,
-            created_at: time(stream.created_at),
-            updated_at: time(stream.updated_at),
+            created_at: timestamp(stream.created_at),
+            updated_at: timestamp(stream.updated_at),
         }
     }
 }
@@ -89,15 +85,15 @@ impl DeliveryView {
             ),
             subject: event.subject_id.clone(),
             txn: event.txn.clone(),
-            occurred_at: time(event.occurred_at),
+            occurred_at: timestamp(event.occurred_at),
             state: event.state.clone(),
             attempts: event.attempts,
             next_attempt_at: (event.state == super::store::PENDING)
-                .then(|| time(event.next_attempt_at)),
-            last_attempt_at: event.last_attempt_at.map(time),
+                .then(|| timestamp(event.next_attempt_at)),
+            last_attempt_at: event.last_attempt_at.map(timestamp),
             last_status: event.last_status,
             last_error: event.last_error.clone(),
-            delivered_at: event.delivered_at.map(time),
+            delivered_at: event.delivered_at.map(timestamp),
         }
     }
 }

@@ -21,6 +21,7 @@ use chrono::{DateTime, NaiveDateTime};
 use crate::crypto::master::{Aad, MasterKey, Purpose};
 use crate::db::models::{ApiKey, Tenant};
 use crate::db::{AnyConnection, DbError};
+use crate::domain::text::hex;
 use crate::error::OAuthError;
 use crate::grants::refusal::{Denial, Reason, lifecycle_refusal};
 use crate::grants::store as grants_store;
@@ -58,10 +59,6 @@ impl From<SignedError> for OAuthError {
     fn from(err: SignedError) -> Self {
         OAuthError::bad_signature(err.to_string())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The exact bytes a client signs.

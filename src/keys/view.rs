@@ -1,15 +1,12 @@
 //! The key as the admin API shows it: never the secret, never its hash.
 
-use chrono::{NaiveDateTime, SecondsFormat};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::models::ApiKey;
 use crate::domain::status_list::StatusClaim;
-
-fn time(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::domain::text::timestamp;
 
 fn json_or_null(text: Option<&str>) -> Value {
     text.and_then(|t| serde_json::from_str(t).ok())
@@ -84,14 +81,17 @@ impl KeyView {
             claims: json_or_null(key.claims.as_deref()),
             metadata: json_or_null(key.metadata.as_deref()),
             status: key.status(now).as_str(),
-            created_at: time(key.created_at),
-            updated_at: time(key.updated_at),
-            expires_at: key.expires_at.map(time),
-            last_used_at: key.last_used_at.map(time),
+            created_at: timestamp(key.created_at),
+            updated_at: timestamp(key.updated_at),
+            expires_at: key.expires_at.map(timestamp),
+            last_used_at: key.last_used_at.map(timestamp),
             tokens_issued: key.tokens_issued,
-            revoked_at: key.revoked_at.map(time),
+            revoked_at: key.revoked_at.map(timestamp),
             revoked_reason: key.revoked_reason.clone(),
-            previous_expires_at: key.previous_expires_at.filter(|at| *at > now).map(time),
+            previous_expires_at: key
+                .previous_expires_at
+                .filter(|at| *at > now)
+                .map(timestamp),
             created_by: json_or_null(Some(&key.created_by)),
             status_list: key
                 .status_idx

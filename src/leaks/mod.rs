@@ -28,6 +28,7 @@ use crate::db::{self, AnyConnection, Pool};
 use crate::domain::events::LeakResponse;
 use crate::domain::sender_key::SenderKey;
 use crate::domain::status_list::Publication;
+use crate::domain::text::hex;
 use crate::error::ApiError;
 use crate::keys::secret::ApiKeySecret;
 use crate::keys::store::{self as keys, KeyRevocation};
@@ -234,8 +235,4 @@ fn judge(
         )?;
     }
     Ok(verdict("true_positive"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

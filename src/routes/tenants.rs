@@ -4,11 +4,11 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{NaiveDateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::db::models::Tenant;
+use crate::domain::text::timestamp;
 use crate::error::{ApiError, FieldError};
 use crate::input::body::{BODY_LIMIT, read_limited};
 use crate::input::json::{Body, is_json, page_limit};
@@ -25,17 +25,13 @@ pub struct TenantView {
     pub updated_at: String,
 }
 
-fn time(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 impl From<&Tenant> for TenantView {
     fn from(t: &Tenant) -> Self {
         Self {
             slug: t.slug.clone(),
             name: t.name.clone(),
-            created_at: time(t.created_at),
-            updated_at: time(t.updated_at),
+            created_at: timestamp(t.created_at),
+            updated_at: timestamp(t.updated_at),
         }
     }
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::domain::text::hex;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::aead::{AES_256_GCM, Aad as RingAad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -141,10 +142,6 @@ fn derive(master: &[u8; 32], label: &[u8], out: &mut [u8]) {
     if let Ok(okm) = prk.expand(&info, OkmLen(out.len())) {
         let _ = okm.fill(out);
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Material {
