@@ -46,7 +46,6 @@ const FLOORS: &[(&str, &[&str])] = &[
             "crypto::rotate",
             "tokens::signing::store",
             "grants::store",
-            "janitor::store",
             // The outbox is written by `audit::write`, in the change's own
             // transaction.
             "events::store",

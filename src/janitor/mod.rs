@@ -2,16 +2,15 @@
 //! past their expiry, revoked token ids once the token's `exp` plus the
 //! verification leeway has passed (until then a verifier still accepts the
 //! token, so its denial must stay), signing keys no token can need any more,
-//! and audit events past retention.
-
-mod store;
+//! audit events (and the leak reports they record) past retention, and
+//! delivered or failed security events past theirs.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::QueryResult;
 
 use crate::audit;
 use crate::config::Settings;
-use crate::db::{AnyConnection, DbError};
+use crate::db::{AnyConnection, DbError, lease};
 use crate::events::store as events_store;
 use crate::grants::store as grants_store;
 use crate::leaks::store as leaks_store;
@@ -25,6 +24,7 @@ pub struct Purged {
     pub signing_keys: usize,
     pub audit_events: usize,
     pub event_deliveries: usize,
+    pub leak_reports: usize,
 }
 
 /// One round; `None` when another replica holds the lease.
@@ -34,8 +34,8 @@ pub fn run_once(
     holder: &str,
     now: NaiveDateTime,
 ) -> Result<Option<Purged>, DbError> {
-    let lease = Duration::seconds(i64::try_from(settings.janitor.interval_s * 2).unwrap_or(120));
-    if !store::take_lease(conn, holder, now, lease)? {
+    let length = Duration::seconds(i64::try_from(settings.janitor.interval_s * 2).unwrap_or(120));
+    if !lease::take(conn, "janitor", holder, now, length)? {
         return Ok(None);
     }
     Ok(Some(purge(conn, settings, now)?))
@@ -58,7 +58,7 @@ pub fn purge(
     let signing_keys = signing_store::purge_before(conn, now - published_for)?;
     let retention = Duration::days(i64::from(settings.audit.retention_days));
     let audit_events = audit::purge_before(conn, now - retention)?;
-    leaks_store::purge_before(conn, now - retention)?;
+    let leak_reports = leaks_store::purge_before(conn, now - retention)?;
     let kept = Duration::days(i64::from(settings.events.retention_days));
     let event_deliveries = events_store::purge_before(conn, now - kept)?;
     Ok(Purged {
@@ -67,5 +67,6 @@ pub fn purge(
         signing_keys,
         audit_events,
         event_deliveries,
+        leak_reports,
     })
 }
