@@ -14,6 +14,7 @@
 //! | host                         | 1001 / 0 tokens, not JSON, wrong items      | 400                                             |
 //! | anyone                       | > 1 MiB                                     | 413                                             |
 //! | anyone                       | over `leaks.reports_per_s`                  | 429 with Retry-After                            |
+//! | anyone, forged XFF/Forwarded | over the budget, claiming another address   | still 429 (no trusted proxy)                    |
 //! | host, stream subscribed      | live secret                                 | a `key-leaked` delivery queued                  |
 //! | host, several at once        | keys of two tenants, in both orders         | 200 each (no deadlock)                          |
 
@@ -497,6 +498,23 @@ async fn reports_are_bounded(backend: Backend) {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let response = LeakSender::post(&strict, None, None, b"[]".to_vec()).await;
     assert_eq!(response.status(), 429);
+    // A forged client address from a peer that is no trusted proxy buys
+    // no new budget.
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9"),
+    ] {
+        let response = strict
+            .client
+            .post(strict.url("/api/v1/leaks"))
+            .header(name, value)
+            .header("Content-Type", "application/json")
+            .body("[]")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429, "{name}");
+    }
 }
 
 async fn a_leak_queues_a_key_leaked_security_event(backend: Backend) {
